@@ -1,0 +1,90 @@
+"""The application factory and the one accessor for the chat's shared parts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, current_app
+
+from . import __version__, errors
+from .broker import Broker, open_broker
+from .config import Config
+from .events import Draft, Event
+from .hub import Hub
+from .identity import NameHolds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Chat:
+    """The parts every view shares: settings, broker (with its storage), hub and name holds."""
+
+    config: Config
+    broker: Broker
+    hub: Hub
+    names: NameHolds
+
+    @property
+    def storage(self):
+        return self.broker.storage
+
+    def publish(self, draft: Draft) -> Event:
+        """Store ``draft`` with its id and send it to every listener of every process."""
+        return self.broker.publish(draft)
+
+    def close(self) -> None:
+        """End every stream and release the broker."""
+        self.names.stop()
+        self.hub.close_all()
+        self.broker.close()
+
+
+def get_chat() -> Chat:
+    """Return the chat of the current app."""
+    return current_app.extensions["chatroom"]
+
+
+def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then ``CHATROOM_*`` variables, then ``config``'s values.
+
+    ``gunicorn -k gevent 'chatroom:create_app()'`` serves it as it is.
+    """
+    if not isinstance(config, Config):
+        config = Config.from_env().updated(config or {})
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.load_secret_key(),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="chatroom_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=365),
+        MAX_CONTENT_LENGTH=64 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+
+    broker = open_broker(config)
+    hub = Hub()
+    chat = Chat(config, broker, hub, NameHolds(broker.storage, config.name_hold))
+    broker.start(hub.deliver)
+    app.extensions["chatroom"] = chat
+
+    errors.init_app(app)
+    from .views import auth, ops, pages, rooms, stream
+
+    for module in (pages, auth, rooms, stream, ops):
+        app.register_blueprint(module.bp)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"version": __version__}
+
+    log.info("chatroom %s using %s", __version__, broker.describe())
+    return app

@@ -1,0 +1,116 @@
+"""The broker: gives events their ids and carries them to every process's hub.
+
+One interface, two implementations, chosen by :func:`open_broker`:
+:mod:`.memory` (one process, history in SQLite) and :mod:`.redis` (any number of
+processes and machines sharing one Redis, which also keeps the history).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from ..config import Config
+from ..events import Draft, Event
+from ..storage import Storage
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[Event], None]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The configured broker cannot be used; the message says why and what to do."""
+
+
+class BrokerDown(RuntimeError):
+    """The broker is unreachable right now; the request can be tried again later."""
+
+
+class Broker(ABC):
+    """Moves events between the processes of one chat, in id order."""
+
+    kind: str
+    storage: Storage
+
+    @abstractmethod
+    def start(self, deliver: Deliver) -> None:
+        """Begin handing every event, from any process, to ``deliver`` (once per process)."""
+
+    @abstractmethod
+    def publish(self, draft: Draft) -> Event:
+        """Give ``draft`` the next id, store it and send it to every process; return it."""
+
+    @abstractmethod
+    def announce(self, event: Event) -> None:
+        """Send an event without an id (presence) to every process; it is not stored."""
+
+    @property
+    def healthy(self) -> bool:
+        """True while events can be published."""
+        return True
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Say in a few words which broker this is and where it keeps things."""
+
+    def close(self) -> None:
+        """Stop receiving and release connections and files."""
+        self.storage.close()
+
+
+def open_broker(config: Config) -> Broker:
+    """Open the broker the configuration asks for (SPEC "Broker choice").
+
+    ``--memory`` means in-process; a Redis URL means that Redis or an error; neither
+    means the default local Redis if it answers, else in-process.
+    """
+    if config.memory:
+        return _memory(config)
+    if config.redis_url:
+        return _redis(config, config.redis_url, connect_timeout=3.0)
+    try:
+        return _redis(config, config.default_redis_url, connect_timeout=0.5)
+    except BrokerUnavailable:
+        log.debug("no Redis at %s, using the in-process broker", config.default_redis_url)
+        return _memory(config)
+
+
+def _memory(config: Config) -> Broker:
+    # Local imports keep the choice explicit and let PyInstaller see both modules.
+    from ..storage.sqlite import SqliteStorage
+    from .memory import MemoryBroker
+
+    return MemoryBroker(SqliteStorage(config.data_dir / "chatroom.sqlite3", config.history))
+
+
+def _redis(config: Config, url: str, connect_timeout: float) -> Broker:
+    import redis
+
+    from ..storage.redis import RedisStorage
+    from .redis import RedisBroker
+
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=connect_timeout, socket_timeout=10,
+            health_check_interval=30,
+        )
+        client.ping()
+        storage = RedisStorage(client, config.history)
+    except (redis.RedisError, ValueError, OSError) as exc:
+        raise BrokerUnavailable(
+            f"Cannot use Redis at {redact(url)} ({exc}). Start Redis there, fix the URL, "
+            "or leave out --redis to use the in-process broker."
+        ) from None
+    return RedisBroker(client, storage, url)
+
+
+def redact(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, fit for logs and screens."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

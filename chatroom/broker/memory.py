@@ -1,0 +1,32 @@
+"""The in-process broker: one process, events handed straight to its hub."""
+
+from __future__ import annotations
+
+from ..events import Draft, Event
+from ..storage.sqlite import SqliteStorage
+from . import Broker, Deliver
+
+
+class MemoryBroker(Broker):
+    """Publishing is storing in SQLite then delivering, with no greenlet switch in between,
+    so events reach listeners in id order."""
+
+    kind = "memory"
+
+    def __init__(self, storage: SqliteStorage) -> None:
+        self.storage = storage
+        self._deliver: Deliver = lambda event: None
+
+    def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    def publish(self, draft: Draft) -> Event:
+        event = self.storage.append(draft)
+        self._deliver(event)
+        return event
+
+    def announce(self, event: Event) -> None:
+        self._deliver(event)
+
+    def describe(self) -> str:
+        return "the in-process broker (no Redis); history is kept on this computer"

@@ -1,0 +1,106 @@
+"""The Redis broker: one subscription per process, whatever the number of listeners."""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+import redis
+from gevent.event import Event as Signal
+
+from ..events import Draft, Event
+from ..storage.redis import RedisStorage
+from . import Broker, BrokerDown, Deliver, redact
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "chatroom:events"
+_BACKOFF_MAX = 2.0
+
+
+class RedisBroker(Broker):
+    """Publishes through the storage's atomic append; one greenlet reads the subscription."""
+
+    kind = "redis"
+
+    def __init__(self, client: redis.Redis, storage: RedisStorage, url: str) -> None:
+        self.storage = storage
+        self._redis = client
+        self._url = url
+        # The highest id this process has seen: new ids are always above it, even if
+        # Redis restarts empty.
+        self._last_id = storage.last_id()
+        self._subscribed = Signal()
+        self._closing = False
+        self._reader: gevent.Greenlet | None = None
+        self._deliver: Deliver = lambda event: None
+
+    def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        self._reader = gevent.spawn(self._read)
+        # Events published before the subscription is in place would never arrive here.
+        self._subscribed.wait(5)
+
+    @property
+    def healthy(self) -> bool:
+        return self._subscribed.is_set()
+
+    def publish(self, draft: Draft) -> Event:
+        try:
+            event = self.storage.append(draft, floor=self._last_id, publish_to=CHANNEL)
+        except redis.RedisError as exc:
+            raise BrokerDown(f"Redis cannot be reached ({exc}).") from None
+        self._last_id = max(self._last_id, event.id or 0)
+        return event
+
+    def announce(self, event: Event) -> None:
+        try:
+            self._redis.publish(CHANNEL, event.to_record())
+        except redis.RedisError as exc:
+            raise BrokerDown(f"Redis cannot be reached ({exc}).") from None
+
+    def describe(self) -> str:
+        return f"Redis at {redact(self._url)}"
+
+    def close(self) -> None:
+        self._closing = True
+        if self._reader is not None:
+            self._reader.kill(block=True, timeout=2)
+        super().close()
+
+    def _read(self) -> None:
+        backoff = 0.1
+        while not self._closing:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)
+                self._subscribed.set()
+                backoff = 0.1
+                while not self._closing:
+                    # A timeout, not listen(): the loop then also notices a Redis that
+                    # went silent, through redis-py's health checks.
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        self._receive(message["data"])
+            except (redis.RedisError, OSError) as exc:
+                if self._subscribed.is_set():
+                    log.warning("lost Redis at %s (%s); reconnecting", redact(self._url), exc)
+                self._subscribed.clear()
+                gevent.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+            finally:
+                pubsub.close()
+
+    def _receive(self, data: bytes) -> None:
+        # One bad payload is logged and skipped: it must never stop the subscription.
+        try:
+            event = Event.from_record(data)
+        except ValueError:
+            log.warning("skipped a malformed event from Redis: %r", data[:200])
+            return
+        if event.id is not None and event.id > self._last_id:
+            self._last_id = event.id
+        try:
+            self._deliver(event)
+        except Exception:
+            log.exception("delivering %r failed", event)

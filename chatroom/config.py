@@ -1,0 +1,176 @@
+"""Settings: defaults, then ``CHATROOM_*`` environment variables, then command-line flags."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+DEFAULT_PORT = 5000
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot use; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` messages per ``seconds`` for one user."""
+
+    count: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server can be told. Field names match the flags and variables."""
+
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    redis_url: str | None = None
+    memory: bool = False
+    workers: int = 1
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("chatroom")))
+    no_browser: bool = False
+    private: bool = False
+    secret_key: str | None = None
+    keepalive: float = 15.0
+    rate_limit: RateLimit | None = RateLimit(10, 5.0)
+    client_buffer: int = 1000
+    history: int = 1000
+    # Tried when neither --redis nor --memory is given.
+    default_redis_url: str = DEFAULT_REDIS_URL
+    # How long a name stays held after its session's last stream closed.
+    name_hold: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Read every ``CHATROOM_*`` variable over the defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"CHATROOM_{f.name.upper()}")
+            if raw is not None and f.name not in _INTERNAL:
+                values[f.name] = raw
+        return cls().updated(values)
+
+    def updated(self, values: Mapping[str, Any]) -> Config:
+        """Return a copy with ``values`` (text or typed, ``None`` meaning unset) applied."""
+        parsed = {}
+        for name, raw in values.items():
+            if raw is None:
+                continue
+            if name not in _PARSERS:
+                raise ConfigError(f"Unknown setting {name!r}.")
+            parsed[name] = raw if not isinstance(raw, str) else _PARSERS[name](name, raw)
+        return replace(self, **parsed)
+
+    def load_secret_key(self) -> str:
+        """Return the session secret: the configured one, else the data directory's own.
+
+        The first run writes a new random secret there (readable by this user only), so
+        sessions survive restarts and no secret is ever a constant in the code.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".secret_key.{os.getpid()}")
+        tmp.write_text(secrets.token_hex(32))
+        os.chmod(tmp, 0o600)
+        try:
+            # link() fails if another worker won the race; everyone then reads the winner's.
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return path.read_text().strip()
+
+
+def _text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_text(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{_var(name)} must be 1 or 0 (true or false), not {raw!r}.")
+
+
+def _number(low: float, high: float, kind: type = int):
+    def parse(name: str, raw: str) -> Any:
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"{_var(name)} must be {what}, not {raw!r}.") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{_var(name)} must be between {low} and {high}, not {raw!r}.")
+        return value
+
+    return parse
+
+
+def _path(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise ConfigError(f"{_var(name)} must name a folder.")
+    return Path(raw.strip()).expanduser()
+
+
+def _rate_limit(name: str, raw: str) -> RateLimit | None:
+    value = raw.strip().lower()
+    if value in ("off", "0", "none"):
+        return None
+    count, _, seconds = value.partition("/")
+    try:
+        limit = RateLimit(int(count), float(seconds))
+    except ValueError:
+        limit = None
+    if limit is None or limit.count < 1 or limit.seconds <= 0:
+        raise ConfigError(
+            f"{_var(name)} must look like 10/5 (10 messages per 5 seconds) or off, not {raw!r}."
+        )
+    return limit
+
+
+def _var(name: str) -> str:
+    return f"CHATROOM_{name.upper()}"
+
+
+_PARSERS = {
+    "host": _text,
+    "port": _number(0, 65535),
+    "redis_url": _optional_text,
+    "memory": _flag,
+    "workers": _number(1, 64),
+    "data_dir": _path,
+    "no_browser": _flag,
+    "private": _flag,
+    "secret_key": _optional_text,
+    "keepalive": _number(0.05, 3600, float),
+    "rate_limit": _rate_limit,
+    "client_buffer": _number(1, 1_000_000),
+    "history": _number(1, 1_000_000),
+    "default_redis_url": _text,
+    "name_hold": _number(0, 86_400, float),
+}
+# Settings for tests and embedding only: no environment variable reads them.
+_INTERNAL = {"default_redis_url", "name_hold"}

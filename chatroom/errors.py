@@ -1,0 +1,83 @@
+"""Errors as clients see them: ``{"error": "<sentence>", "code": "<word>"}`` and a 4xx or 5xx."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .broker import BrokerDown
+
+log = logging.getLogger(__name__)
+
+# Messages for the HTTP errors Flask raises itself, so they read like ours.
+_HTTP_MESSAGES = {
+    400: ("The request could not be understood.", "bad_request"),
+    404: ("There is nothing at this address.", "not_found"),
+    405: ("This address does not accept that method.", "method_not_allowed"),
+    413: ("The request is too large.", "too_large"),
+}
+
+
+class ApiError(Exception):
+    """A client mistake or refusal, answered as JSON with ``status``."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """Build the JSON answer for an error."""
+    response = jsonify(error=message, code=code)
+    response.status_code = status
+    response.headers.update(headers or {})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _wants_page() -> bool:
+    # A person who typed a wrong address gets a page; programs get JSON.
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return (
+        request.method == "GET"
+        and best == "text/html"
+        and not request.path.startswith(("/api/", "/stream"))
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Answer every error, from our code or from Flask, in the same JSON shape."""
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.errorhandler(BrokerDown)
+    def broker_down(exc: BrokerDown) -> Response:
+        return error_response(
+            503, "broker_unavailable",
+            f"The chat cannot deliver messages right now: {exc} Try again in a few seconds.",
+            {"Retry-After": "2"},
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response | tuple[str, int]:
+        status = exc.code or 500
+        message, code = _HTTP_MESSAGES.get(status, (exc.description or exc.name, "http_error"))
+        if _wants_page():
+            return render_template("error.html", message=message, status=status), status
+        return error_response(status, code, message, dict(exc.get_headers()) | {})
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on the server.")

@@ -1,0 +1,106 @@
+"""Events: what is published, stored in history and sent on streams.
+
+An event lives in three forms. A *draft* is what a view publishes: a channel, a kind and
+a JSON body without an id. The broker gives it the next id and stores it as a *record*,
+one line of text (``"<id>\\t<channel>\\t<kind>\\t<body>"``), which is what goes through
+Redis and into storage. Each process turns a record into an :class:`Event` once, and the
+event's SSE frame is encoded once and shared by every listener.
+
+Channels: ``room:<name>`` carries a room's messages, ``rooms`` carries ``room_created``
+and ``room_closed`` (every stream follows it), ``presence:<name>`` carries a room's
+``join`` and ``leave`` (never stored, no id).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import sse
+
+ROOMS_CHANNEL = "rooms"
+
+
+def room_channel(room: str) -> str:
+    """Return the channel that carries a room's messages."""
+    return f"room:{room}"
+
+
+def presence_channel(room: str) -> str:
+    """Return the channel that carries a room's join and leave events."""
+    return f"presence:{room}"
+
+
+def now_ms() -> int:
+    """Return the server's clock as Unix time in milliseconds, the unit of ``ts``."""
+    return time.time_ns() // 1_000_000
+
+
+def dumps(value: Any) -> str:
+    """Serialise compactly and keep non-ASCII text as it is (smaller frames, readable wire)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event before it has an id. ``body`` is the JSON object without its opening brace."""
+
+    channel: str
+    kind: str
+    body: str
+
+    @classmethod
+    def of(cls, channel: str, kind: str, **fields: Any) -> Draft:
+        """Build a draft from the fields its data will carry after the id."""
+        return cls(channel, kind, dumps(fields)[1:])
+
+    def tail(self) -> str:
+        """Return the record without its id: what the broker appends to the id it assigns."""
+        return f"\t{self.channel}\t{self.kind}\t{self.body}"
+
+
+class Event:
+    """One event with its frame encoded once, ready to be written to any number of streams."""
+
+    __slots__ = ("channel", "data", "frame", "id", "kind")
+
+    def __init__(self, id: int | None, channel: str, kind: str, data: str) -> None:
+        self.id = id
+        self.channel = channel
+        self.kind = kind
+        self.data = data
+        self.frame = sse.encode(data, event=kind, id=id)
+
+    @classmethod
+    def from_record(cls, record: str | bytes) -> Event:
+        """Parse a stored or published record; raise ValueError if it is not one."""
+        if isinstance(record, bytes):
+            record = record.decode("utf-8")
+        id_text, channel, kind, body = record.split("\t", 3)
+        if not id_text:
+            return cls(None, channel, kind, "{" + body)
+        return cls.logged(int(id_text), channel, kind, body)
+
+    @classmethod
+    def logged(cls, id: int, channel: str, kind: str, body: str) -> Event:
+        """Build a stored event from its id and its draft's body."""
+        return cls(id, channel, kind, f'{{"id":{id},{body}')
+
+    @classmethod
+    def ephemeral(cls, channel: str, kind: str, **fields: Any) -> Event:
+        """Build an event that is sent live only: no id, never stored or replayed."""
+        return cls(None, channel, kind, dumps(fields))
+
+    def to_record(self) -> str:
+        """Return the one-line text form used by Redis and storage (ephemeral events too)."""
+        body = self.data[1:] if self.id is None else self.data.split(",", 1)[1]
+        return f"{'' if self.id is None else self.id}\t{self.channel}\t{self.kind}\t{body}"
+
+    def payload(self) -> dict[str, Any]:
+        """Return the event's data as a dict (for API answers, not the hot path)."""
+        return json.loads(self.data)
+
+    def __repr__(self) -> str:
+        return f"Event({self.id!r}, {self.channel!r}, {self.kind!r})"

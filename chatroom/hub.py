@@ -1,0 +1,125 @@
+"""The local fan-out: every event a process receives, put on each interested listener's buffer.
+
+The broker hands each event to :meth:`Hub.deliver` once per process; from there it costs a
+dictionary lookup and a list append per listener. Each listener's buffer is bounded: one
+that fills up (a client that stopped reading) is disconnected and resumes later with
+``Last-Event-ID``, so it never holds memory or delays anyone else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import gevent
+from gevent.event import Event as Signal
+
+from .events import ROOMS_CHANNEL, Event, room_channel
+from .storage import GENERAL
+
+log = logging.getLogger(__name__)
+
+
+class Listener:
+    """One open stream: the channels it follows and the frames waiting to be written."""
+
+    __slots__ = ("_signal", "channels", "closed", "dropped", "greenlet", "limit", "pending", "user")
+
+    def __init__(self, channels: Iterable[str], user: str | None, limit: int) -> None:
+        self.channels = set(channels)
+        self.user = user
+        self.limit = limit
+        # (id, frame) pairs: the id lets a stream that just replayed skip what it already sent.
+        self.pending: list[tuple[int | None, bytes]] = []
+        self.closed = False
+        self.dropped = False
+        self.greenlet = gevent.getcurrent()
+        self._signal = Signal()
+
+    def push(self, event: Event) -> bool:
+        """Queue ``event``; return False if the buffer was full and the listener is now dropped."""
+        if self.closed:
+            return True
+        if len(self.pending) >= self.limit:
+            self.dropped = True
+            self.close()
+            # The stream's greenlet may be stuck writing to a client that stopped reading:
+            # only an exception gets it out, and its cleanup then closes the socket.
+            if self.greenlet is not gevent.getcurrent():
+                self.greenlet.kill(block=False)
+            return False
+        self.pending.append((event.id, event.frame))
+        self._signal.set()
+        return True
+
+    def take(self, timeout: float) -> list[tuple[int | None, bytes]] | None:
+        """Wait up to ``timeout`` seconds for events.
+
+        Return what is pending ([] if nothing came), or None once the listener is closed.
+        """
+        if not self.pending and not self.closed:
+            self._signal.wait(timeout)
+        if self.closed:
+            return None
+        batch, self.pending = self.pending, []
+        self._signal.clear()
+        return batch
+
+    def close(self) -> None:
+        """End the stream at its next wake-up."""
+        self.closed = True
+        self._signal.set()
+
+
+class Hub:
+    """The listeners of one process, indexed by channel."""
+
+    def __init__(self, on_drop: Callable[[Listener], None] | None = None) -> None:
+        self._by_channel: dict[str, set[Listener]] = {}
+        self._all: set[Listener] = set()
+        self._on_drop = on_drop
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def add(self, listener: Listener) -> None:
+        """Start delivering to ``listener``."""
+        self._all.add(listener)
+        for channel in listener.channels:
+            self._by_channel.setdefault(channel, set()).add(listener)
+
+    def remove(self, listener: Listener) -> None:
+        """Stop delivering to ``listener``; safe to call more than once."""
+        self._all.discard(listener)
+        for channel in listener.channels:
+            group = self._by_channel.get(channel)
+            if group is not None:
+                group.discard(listener)
+                if not group:
+                    del self._by_channel[channel]
+
+    def deliver(self, event: Event) -> None:
+        """Put ``event`` on the buffer of every local listener that follows its channel."""
+        channel = event.channel
+        targets = self._all if channel == ROOMS_CHANNEL else self._by_channel.get(channel)
+        if not targets:
+            return
+        dropped = [listener for listener in targets if not listener.push(event)]
+        for listener in dropped:
+            self.remove(listener)
+            if self._on_drop is not None:
+                self._on_drop(listener)
+        if event.kind == "room_closed":
+            self._move_to_general(event.payload()["room"])
+
+    def _move_to_general(self, room: str) -> None:
+        # After room_closed went out, the room's listeners follow general instead.
+        for listener in list(self._by_channel.pop(room_channel(room), ())):
+            listener.channels.discard(room_channel(room))
+            listener.channels.add(room_channel(GENERAL))
+            self._by_channel.setdefault(room_channel(GENERAL), set()).add(listener)
+
+    def close_all(self) -> None:
+        """End every stream (the server is stopping)."""
+        for listener in list(self._all):
+            listener.close()

@@ -1,0 +1,89 @@
+"""The rules for what users type: display names, room names, message texts, request bodies."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from flask import request
+
+from .errors import ApiError
+
+NAME_MAX = 32
+TEXT_MAX = 2000
+ROOM_RX = re.compile(r"[a-z0-9_-]{1,32}")
+
+
+def display_name(raw: Any) -> str:
+    """Return a valid display name (1–32 characters after trimming, no control characters)."""
+    if not isinstance(raw, str):
+        raise ApiError(400, "invalid_username", "Give a username: 1 to 32 characters.")
+    name = raw.strip()
+    if not 1 <= len(name) <= NAME_MAX:
+        raise ApiError(
+            400, "invalid_username",
+            f"A username is 1 to {NAME_MAX} characters; this one has {len(name)}.",
+        )
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+        raise ApiError(
+            400, "invalid_username", "A username cannot contain control characters or line breaks."
+        )
+    return name
+
+
+def name_key(name: str) -> str:
+    """Return the form under which a name is held: "Ana" and "ana" are the same person."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def room_name(raw: Any) -> str:
+    """Return a valid, case-folded room name (1–32 of a-z, 0-9, - and _)."""
+    name = raw.strip().lower() if isinstance(raw, str) else ""
+    if not ROOM_RX.fullmatch(name):
+        raise ApiError(
+            400, "invalid_room_name",
+            "A room name is 1 to 32 characters of a-z, 0-9, - and _ (no spaces).",
+        )
+    return name
+
+
+def message_text(raw: Any) -> str:
+    """Return a valid message text (1–2000 characters after trimming)."""
+    if not isinstance(raw, str):
+        raise ApiError(400, "invalid_text", "Give the message as text.")
+    text = raw.strip()
+    if not text:
+        raise ApiError(400, "empty_text", "The message is empty.")
+    if len(text) > TEXT_MAX:
+        raise ApiError(
+            400, "text_too_long",
+            f"A message is at most {TEXT_MAX} characters; this one has {len(text)}.",
+        )
+    return text
+
+
+def body_field(name: str) -> Any:
+    """Return field ``name`` from a JSON object body or a form; None when it is absent."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise ApiError(
+                400, "invalid_json", f'The body must be a JSON object, like {{"{name}": …}}.'
+            )
+        return data.get(name)
+    return request.form.get(name)
+
+
+def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    """Return query argument ``name`` as a whole number in [low, high], or ``default``."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"invalid_{name}", f"{name} must be a whole number.") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"invalid_{name}", f"{name} must be between {low} and {high}.")
+    return value

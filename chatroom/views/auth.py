@@ -1,0 +1,51 @@
+"""Logging in and out: a display name in the session cookie, held while its owner is online."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, session
+
+from .. import validation
+from ..app import get_chat
+from ..errors import ApiError
+from ..identity import User, new_session_id, session_user
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.post("/login")
+def login() -> Response | tuple[str, int]:
+    """Take a display name; 409 if someone online holds it."""
+    try:
+        name = validation.display_name(validation.body_field("username"))
+        previous = session_user()
+        sid = previous.session if previous else new_session_id()
+        user = User(name, validation.name_key(name), sid)
+        names = get_chat().names
+        if not names.claim(user):
+            raise ApiError(
+                409, "name_taken", f"The name {name!r} is in use by someone online. Pick another."
+            )
+    except ApiError as exc:
+        if request.is_json:
+            raise
+        return render_template("login.html", error=exc.message), exc.status
+    if previous is not None and previous.key != user.key:
+        names.release(previous)
+    session.clear()
+    session.permanent = True
+    session.update(user=name, sid=sid)
+    if request.is_json:
+        return jsonify(username=name)
+    return redirect("/", code=303)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """End the session and free its name."""
+    user = session_user()
+    if user is not None:
+        get_chat().names.release(user)
+    session.clear()
+    if request.form:
+        return redirect("/", code=303)
+    return jsonify(ok=True)

@@ -1,0 +1,22 @@
+"""What operators and load balancers read: health."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from ..app import get_chat
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """Answer 200 while the broker works and 503 (degraded) while not: balancers read the code."""
+    chat = get_chat()
+    healthy = chat.broker.healthy
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "broker": chat.broker.kind,
+        "listeners": len(chat.hub),
+    }
+    return jsonify(body), 200 if healthy else 503

@@ -1,0 +1,101 @@
+"""Rooms and their messages: list, create, close, read history, post."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from .. import validation
+from ..app import Chat, get_chat
+from ..errors import ApiError
+from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel
+from ..identity import require_user
+from ..storage import GENERAL, Room
+
+bp = Blueprint("rooms", __name__, url_prefix="/api/rooms")
+
+HISTORY_DEFAULT = 100
+HISTORY_MAX = 1000
+
+
+def existing_room(chat: Chat, raw: str) -> Room:
+    """Return the room named ``raw``, or answer 400 (bad name) or 404 (no such room)."""
+    name = validation.room_name(raw)
+    room = chat.storage.get_room(name)
+    if room is None:
+        raise ApiError(404, "unknown_room", f"There is no room called {name!r}.")
+    return room
+
+
+def _room_json(room: Room) -> dict[str, Any]:
+    return {"name": room.name, "online": 0, "created_by": room.created_by}
+
+
+@bp.get("")
+def list_rooms() -> Response:
+    """Every room with its online count, ``general`` first."""
+    return jsonify(rooms=[_room_json(room) for room in get_chat().storage.list_rooms()])
+
+
+@bp.post("")
+def create_room() -> tuple[Response, int]:
+    """Create a room; everyone is told with ``room_created``."""
+    chat = get_chat()
+    user = require_user()
+    name = validation.room_name(validation.body_field("name"))
+    chat.names.confirm(user)
+    room = Room(name, user.name)
+    if not chat.storage.create_room(room):
+        raise ApiError(409, "room_exists", f"A room called {name!r} exists already.")
+    chat.publish(Draft.of(ROOMS_CHANNEL, "room_created", room=name, by=user.name))
+    return jsonify(_room_json(room)), 201
+
+
+@bp.delete("/<room>")
+def close_room(room: str) -> Response:
+    """Close a room (its creator only): listeners get ``room_closed`` and move to general."""
+    chat = get_chat()
+    user = require_user()
+    found = existing_room(chat, room)
+    if found.name == GENERAL:
+        raise ApiError(403, "cannot_close_general", "The general room cannot be closed.")
+    if found.created_by != user.name:
+        raise ApiError(
+            403, "not_room_creator", f"Only {found.created_by!r}, who created it, can close it."
+        )
+    chat.names.confirm(user)
+    chat.storage.delete_room(found.name)
+    chat.publish(Draft.of(ROOMS_CHANNEL, "room_closed", room=found.name, by=user.name))
+    return jsonify(closed=found.name)
+
+
+@bp.get("/<room>/messages")
+def history(room: str) -> Response:
+    """The room's messages, oldest first: the newest ``limit``, or those before ``before``."""
+    chat = get_chat()
+    if chat.config.private:
+        require_user()
+    found = existing_room(chat, room)
+    limit = validation.int_arg("limit", HISTORY_DEFAULT, 1, HISTORY_MAX)
+    before = validation.int_arg("before", None, 1, 2**63 - 1)
+    events = chat.storage.history(room_channel(found.name), limit, before)
+    return Response(
+        '{"messages":[' + ",".join(e.data for e in events) + "]}",
+        mimetype="application/json",
+    )
+
+
+@bp.post("/<room>/messages")
+def post_message(room: str) -> Response:
+    """Post a message; 201 with it, as every listener receives it."""
+    chat = get_chat()
+    user = require_user()
+    found = existing_room(chat, room)
+    text = validation.message_text(validation.body_field("text"))
+    chat.names.confirm(user)
+    event = chat.publish(
+        Draft.of(room_channel(found.name), "message",
+                 room=found.name, user=user.name, text=text, ts=now_ms())
+    )
+    return Response(event.data, status=201, mimetype="application/json")

@@ -1,0 +1,113 @@
+"""``GET /stream``: the Server-Sent Events stream, with exact replay after ``Last-Event-ID``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, request
+
+from .. import sse, validation
+from ..app import Chat, get_chat
+from ..errors import ApiError
+from ..events import ROOMS_CHANNEL, room_channel
+from ..hub import Listener
+from ..identity import User, require_user, session_user
+from ..storage import GENERAL
+
+bp = Blueprint("stream", __name__)
+
+MAX_ROOMS = 50
+RETRY_MS = 2000
+# Replay is written in slices so one huge catch-up is not one huge string in memory.
+_REPLAY_SLICE = 256
+
+
+@bp.get("/stream")
+def stream() -> Response:
+    """Follow rooms (``general`` if none is named), ``room_created``/``room_closed`` too."""
+    chat = get_chat()
+    user = require_user() if chat.config.private else session_user()
+    last_id = _last_event_id()
+    rooms = _rooms(chat, resuming=last_id is not None)
+    channels = {room_channel(room) for room in rooms} | {ROOMS_CHANNEL}
+    response = Response(
+        _frames(chat, channels, user, last_id),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+    return response
+
+
+def _last_event_id() -> int | None:
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(
+            400, "invalid_last_event_id", "Last-Event-ID must be an id this server sent."
+        )
+    return value
+
+
+def _rooms(chat: Chat, resuming: bool) -> list[str]:
+    names = list(dict.fromkeys(validation.room_name(r) for r in request.args.getlist("room")))
+    if not names:
+        return [GENERAL]
+    if len(names) > MAX_ROOMS:
+        raise ApiError(400, "too_many_rooms", f"One stream can follow at most {MAX_ROOMS} rooms.")
+    found = [name for name in names if chat.storage.get_room(name) is not None]
+    missing = sorted(set(names) - set(found))
+    if missing and not resuming:
+        raise ApiError(404, "unknown_room", f"There is no room called {missing[0]!r}.")
+    # A reconnect may name rooms closed while it was away: it follows the others (general
+    # if none is left) and learns of the closing from the replayed room_closed.
+    return found or [GENERAL]
+
+
+def _frames(
+    chat: Chat, channels: set[str], user: User | None, last_id: int | None
+) -> Iterator[bytes]:
+    # Runs in the greenlet that serves the request, which the listener records so that
+    # a full buffer can end a write that is stuck on a client that stopped reading.
+    listener = Listener(channels, user.name if user else None, chat.config.client_buffer)
+    chat.hub.add(listener)
+    if user is not None:
+        chat.names.stream_opened(user)
+    try:
+        # pywsgi sends the headers with the first non-empty chunk: send it at once.
+        yield sse.encode(retry=RETRY_MS)
+        floor = None
+        if last_id is not None:
+            floor = yield from _replay(chat, channels, last_id)
+        keepalive = chat.config.keepalive
+        while True:
+            batch = listener.take(keepalive)
+            if batch is None:
+                return
+            if floor is not None:
+                # Live events that arrived while replaying may have been replayed already.
+                batch = [(i, frame) for i, frame in batch if i is None or i > floor]
+                floor = None
+            yield b"".join(frame for _, frame in batch) if batch else sse.KEEPALIVE
+    finally:
+        chat.hub.remove(listener)
+        if user is not None:
+            chat.names.stream_closed(user)
+
+
+def _replay(chat: Chat, channels: set[str], last_id: int) -> Iterator[bytes]:
+    """Send every retained event after ``last_id``; return the highest id sent (or last_id)."""
+    storage = chat.storage
+    if last_id > storage.last_id():
+        # An id from before the store was emptied: make new ids larger, so the client's
+        # next Last-Event-ID never makes the server skip events.
+        storage.raise_last_id(last_id)
+        return last_id
+    events = storage.since(channels, last_id)
+    for start in range(0, len(events), _REPLAY_SLICE):
+        yield b"".join(e.frame for e in events[start : start + _REPLAY_SLICE])
+    return events[-1].id if events else last_id
