@@ -173,4 +173,4 @@ _PARSERS = {
     "name_hold": _number(0, 86_400, float),
 }
 # Settings for tests and embedding only: no environment variable reads them.
-_INTERNAL = {"default_redis_url", "name_hold"}
+_INTERNAL = {"default_redis_url"}

@@ -26,6 +26,22 @@ _PORT_TRIES = 20
 _STOP_TIMEOUT = 3.0
 
 
+class ChatServer(WSGIServer):
+    """pywsgi with Nagle's algorithm off on every connection.
+
+    pywsgi writes a response's headers and body in separate sends; with Nagle on, the
+    body then waits for the client's delayed ACK (40 ms on Linux) on every request, and
+    small SSE frames would wait the same way.
+    """
+
+    def handle(self, sock: socket.socket, address: tuple) -> None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not a TCP socket (a Unix socket in tests of embedders)
+        super().handle(sock, address)
+
+
 class StartError(RuntimeError):
     """The server cannot start; the message is one sentence that says why and what to do."""
 
@@ -108,7 +124,7 @@ def run(config: Config, port_explicit: bool = False) -> int:
         sock.close()
         raise StartError(str(exc)) from None
     chat = app.extensions["chatroom"]
-    server = WSGIServer(sock, app, log=None)
+    server = ChatServer(sock, app, log=None)
 
     stopping = gevent.event.Event()
 

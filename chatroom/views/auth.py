@@ -26,7 +26,7 @@ def login() -> Response | tuple[str, int]:
                 409, "name_taken", f"The name {name!r} is in use by someone online. Pick another."
             )
     except ApiError as exc:
-        if request.is_json:
+        if not _browser_form():
             raise
         return render_template("login.html", error=exc.message), exc.status
     if previous is not None and previous.key != user.key:
@@ -34,9 +34,15 @@ def login() -> Response | tuple[str, int]:
     session.clear()
     session.permanent = True
     session.update(user=name, sid=sid)
-    if request.is_json:
-        return jsonify(username=name)
-    return redirect("/", code=303)
+    if request.form:
+        return redirect("/", code=303)
+    return jsonify(username=name)
+
+
+def _browser_form() -> bool:
+    # A page's form gets the form back with the reason; programs get JSON.
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return bool(request.form) and best == "text/html"
 
 
 @bp.post("/logout")

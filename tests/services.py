@@ -1,0 +1,186 @@
+"""Real services for the tests: a redis-server and chatroom servers, each on a free port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from sse_client import SSEStream
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+class RedisServer:
+    """A real redis-server the suite starts, and may kill and restart, on its own port."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError(
+                "redis-server is not installed: run the test command from README.md, "
+                "which installs it (apt-get install redis-server)."
+            )
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def flush(self) -> None:
+        import redis
+
+        redis.Redis.from_url(self.url).flushall()
+
+
+class ChatServer:
+    """``python -m chatroom`` in a subprocess, in one broker mode, on a real socket."""
+
+    def __init__(self, mode: str, data_dir: Path, redis_url: str | None = None,
+                 env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+        self.mode = mode
+        self.data_dir = data_dir
+        self.redis_url = redis_url
+        self.env = {"CHATROOM_RATE_LIMIT": "off", **(env or {})}
+        self.args = args or []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+
+    def command(self) -> list[str]:
+        broker = ["--memory"] if self.mode == "memory" else ["--redis", self.redis_url]
+        return [sys.executable, "-m", "chatroom", "--host", "127.0.0.1", "--port",
+                str(self.port), "--no-browser", "--data-dir", str(self.data_dir),
+                *broker, *self.args]
+
+    def start(self) -> ChatServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATROOM_")}
+        env.update(self.env)
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - kept open while it runs
+        self.proc = subprocess.Popen(self.command(), env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chatroom exited: {self.log_path.read_text()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.05)
+        raise RuntimeError(f"chatroom did not start: {self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> float:
+        """Stop the server with ``sig``; return how long it took to exit."""
+        if self.proc is None:
+            return 0.0
+        began = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"chatroom did not stop within {timeout} s") from None
+        finally:
+            self.proc = None
+            self.log.close()
+        return time.monotonic() - began
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        self.stop(sig)
+        self.start()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def health(self) -> dict[str, Any]:
+        return requests.get(self.url + "/healthz", timeout=5).json()
+
+    def visitor(self, name: str | None = None) -> Visitor:
+        visitor = Visitor(self)
+        if name is not None:
+            visitor.login(name)
+        return visitor
+
+    def stream(self, query: str = "", **kwargs: Any) -> SSEStream:
+        return SSEStream(f"{self.url}/stream{'?' + query if query else ''}", **kwargs)
+
+
+class Visitor:
+    """Someone using the chat over HTTP, with their own session cookie."""
+
+    def __init__(self, server: ChatServer) -> None:
+        self.server = server
+        self.http = requests.Session()
+        self.name: str | None = None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        return self.http.request(method, self.server.url + path, **kwargs)
+
+    def login(self, name: str) -> requests.Response:
+        answer = self.request("POST", "/login", json={"username": name})
+        if answer.status_code == 200:
+            self.name = answer.json()["username"]
+        return answer
+
+    def post(self, text: str, room: str = "general") -> requests.Response:
+        return self.request("POST", f"/api/rooms/{room}/messages", json={"text": text})
+
+    def say(self, text: str, room: str = "general") -> dict:
+        answer = self.post(text, room)
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    def history(self, room: str = "general", **params: Any) -> list[dict]:
+        answer = self.request("GET", f"/api/rooms/{room}/messages", params=params)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["messages"]
+
+    def create_room(self, name: str) -> requests.Response:
+        return self.request("POST", "/api/rooms", json={"name": name})
+
+    def cookie(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+
+    def stream(self, query: str = "", **kwargs: Any) -> SSEStream:
+        return self.server.stream(query, cookie=self.cookie(), **kwargs)

@@ -1,0 +1,229 @@
+"""The event stream: headers at once, ids, keep-alives, exact replay, bounded buffers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+
+from services import ChatServer
+
+
+def test_headers_and_retry_arrive_at_once(server: ChatServer) -> None:
+    began = time.monotonic()
+    with server.stream("room=general") as stream:
+        stream.wait_for(lambda frames: len(frames) >= 1, timeout=2)
+        assert time.monotonic() - began < 1.5
+        assert stream.status == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.headers["cache-control"] == "no-store"
+        assert stream.headers["x-accel-buffering"] == "no"
+        assert stream.frames[0].retry is not None and stream.frames[0].retry > 0
+
+
+def test_no_room_means_general(server: ChatServer, unique) -> None:
+    visitor = server.visitor(unique("gn"))
+    with server.stream() as stream:
+        stream.read_for(0.2)
+        visitor.say("to general")
+        assert stream.wait_messages(1)[0]["text"] == "to general"
+
+
+def test_message_frames_carry_ids_and_the_message(server: ChatServer, unique) -> None:
+    visitor = server.visitor(unique("fr"))
+    with visitor.stream("room=general") as stream:
+        stream.read_for(0.2)
+        sent = visitor.say("framed")
+        stream.wait_messages(1)
+    frame = [f for f in stream.frames if f.event == "message"][0]
+    assert frame.id == str(sent["id"])
+    assert frame.json() == sent
+
+
+def test_no_text_can_forge_a_frame(server: ChatServer, unique) -> None:
+    visitor = server.visitor(unique("fg"))
+    evil = "x\n\nid: 999999\nevent: room_closed\ndata: {\"room\":\"general\"}\r\n\r\ndata: y\rz"
+    with server.stream() as stream:
+        stream.read_for(0.2)
+        visitor.say(evil)
+        visitor.say("next")
+        stream.wait_messages(2)
+    assert [f.event for f in stream.frames[1:]] == ["message", "message"]
+    assert stream.messages()[0]["text"] == evil.strip()
+    assert "999999" not in [f.id for f in stream.frames]
+
+
+def test_keepalive_comments_arrive(start_server, mode) -> None:
+    server = start_server(mode, env={"CHATROOM_KEEPALIVE": "0.2"})
+    with server.stream() as stream:
+        stream.read_for(1.0)
+    assert b": keep-alive\n\n" in stream.body
+    assert sum("keep-alive" in f.comments for f in stream.frames) >= 3
+
+
+def test_a_stream_follows_several_rooms(server: ChatServer, unique) -> None:
+    visitor = server.visitor(unique("sv"))
+    a, b, c = unique("a"), unique("b"), unique("c")
+    for room in (a, b, c):
+        visitor.create_room(room)
+    with server.stream(f"room={a}&room={b}") as stream:
+        stream.read_for(0.2)
+        for room in (a, c, b):
+            visitor.say(f"in {room}", room=room)
+        received = stream.wait_messages(2)
+        stream.read_for(0.3)
+    assert [m["room"] for m in stream.messages()] == [a, b]
+    assert received[0]["id"] < received[1]["id"]
+
+
+def test_unknown_rooms_are_refused(server: ChatServer) -> None:
+    answer = requests.get(server.url + "/stream?room=nowhere", timeout=5)
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "unknown_room"
+
+
+def test_replay_sends_exactly_the_missed_events(server: ChatServer, unique) -> None:
+    visitor = server.visitor(unique("rp"))
+    with server.stream() as first:
+        first.read_for(0.2)
+        for i in range(5):
+            visitor.say(f"before {i}")
+        first.wait_messages(5)
+        last_id = first.last_id()
+    missed = [visitor.say(f"missed {i}") for i in range(50)]
+    with server.stream(last_event_id=last_id) as again:
+        again.wait_messages(50)
+        visitor.say("live")
+        received = again.wait_messages(51)
+        again.read_for(0.2)
+    assert received[:50] == missed
+    assert received[50]["text"] == "live"
+    assert len(again.messages()) == 51
+
+
+def test_replay_by_query_argument(server: ChatServer, unique) -> None:
+    visitor = server.visitor(unique("qa"))
+    first = visitor.say("one")
+    second = visitor.say("two")
+    with server.stream(f"room=general&last_event_id={first['id']}") as stream:
+        assert stream.wait_messages(1) == [second]
+
+
+def test_replay_merges_rooms_and_room_events_in_id_order(server: ChatServer, unique) -> None:
+    visitor = server.visitor(unique("mg"))
+    side = unique("side")
+    start = visitor.say("start")["id"]
+    visitor.create_room(side)
+    visitor.say("g1")
+    visitor.say("s1", room=side)
+    visitor.say("g2")
+    with server.stream(f"room=general&room={side}", last_event_id=start) as stream:
+        stream.wait_for(lambda fs: len([f for f in fs if f.id]) >= 4)
+        stream.read_for(0.2)
+    events = [(f.event, f.json().get("text") or f.json().get("room")) for f in stream.frames if f.id]
+    assert events == [("room_created", side), ("message", "g1"), ("message", "s1"),
+                      ("message", "g2")]
+    ids = [int(f.id) for f in stream.frames if f.id]
+    assert ids == sorted(ids)
+
+
+def test_reconnecting_under_load_loses_and_repeats_nothing(server: ChatServer, unique) -> None:
+    """A listener that drops and resumes again and again while messages keep coming."""
+    poster = server.visitor(unique("ld"))
+    posted: list[int] = []
+    stop = threading.Event()
+
+    def post_continuously() -> None:
+        while not stop.is_set() and len(posted) < 400:
+            posted.append(poster.say(f"p{len(posted)}")["id"])
+
+    received: list[int] = []
+    last_id = poster.say("origin")["id"]
+    thread = threading.Thread(target=post_continuously)
+    thread.start()
+    try:
+        for _ in range(12):
+            with server.stream(last_event_id=last_id) as stream:
+                stream.read_for(0.15)
+                received += [m["id"] for m in stream.messages()]
+                last_id = stream.last_id() or last_id
+    finally:
+        stop.set()
+        thread.join()
+    with server.stream(last_event_id=last_id) as stream:
+        if int(last_id) < posted[-1]:
+            stream.wait_for(lambda fs: int(stream.last_id() or 0) >= posted[-1])
+        stream.read_for(0.2)
+        received += [m["id"] for m in stream.messages()]
+    assert len(posted) > 20
+    assert received == posted
+
+
+def test_an_id_from_an_emptied_store_never_skips_events(start_server, mode, unique) -> None:
+    # A browser that saw id 10000 of a chat whose data was then lost (a new data folder,
+    # a flushed Redis) must still receive everything posted from now on.
+    server = start_server(mode)
+    visitor = server.visitor(unique("fu"))
+    with server.stream(last_event_id=10_000) as stream:
+        stream.read_for(0.2)
+        sent = visitor.say("after")
+        assert sent["id"] > 10_000
+        assert stream.wait_messages(1) == [sent]
+        resumed_from = stream.last_id()
+    with server.stream(last_event_id=resumed_from) as again:
+        visitor.say("more")
+        assert [m["text"] for m in again.wait_messages(1)] == ["more"]
+
+
+def test_a_reconnect_naming_a_closed_room_is_told_and_kept(server: ChatServer, unique) -> None:
+    owner = server.visitor(unique("cz"))
+    room = unique("gone")
+    owner.create_room(room)
+    last = owner.say("in the room", room=room)["id"]
+    owner.request("DELETE", f"/api/rooms/{room}")
+    owner.say("in general")
+    with server.stream(f"room={room}", last_event_id=last) as stream:
+        stream.wait_messages(1, kind="room_closed")
+        owner.say("still listening")
+        texts = [m["text"] for m in stream.wait_messages(2)]
+    assert texts == ["in general", "still listening"]
+
+
+def test_a_slow_listener_is_dropped_and_others_get_everything(start_server, mode, unique):
+    server = start_server(mode, env={"CHATROOM_CLIENT_BUFFER": "50"})
+    visitor = server.visitor(unique("sl"))
+    text = "z" * 2000
+    # The slow one never reads: its socket buffers fill, then its 50-event buffer.
+    slow = server.stream(rcvbuf=4096)
+    with server.stream() as fast:
+        fast.read_for(0.2)
+        assert server.health()["listeners"] == 2
+        count = 0
+        deadline = time.monotonic() + 60
+        while server.health()["listeners"] > 1 and time.monotonic() < deadline:
+            for _ in range(100):
+                visitor.say(text)
+                count += 1
+            fast.read_for(0.05)
+        assert server.health()["listeners"] == 1
+        assert len(fast.wait_messages(count, timeout=30)) == count
+    # The dropped stream ends: after what was already in flight, the server closed it.
+    slow.read_for(10)
+    assert slow.closed
+    assert len(slow.messages()) < count
+    slow.close()
+
+
+def test_closed_connections_are_cleaned_up(start_server, mode) -> None:
+    server = start_server(mode, env={"CHATROOM_KEEPALIVE": "0.2"})
+    streams = [server.stream() for _ in range(20)]
+    for stream in streams:
+        stream.read_for(0.05)
+    assert server.health()["listeners"] == 20
+    for stream in streams:
+        stream.close()
+    deadline = time.monotonic() + 5
+    while server.health()["listeners"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.health()["listeners"] == 0
