@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from services import ChatServer, RedisServer  # noqa: E402
+from services import ChatServer, RedisServer
 
 MODES = ["memory", "redis"]
 _names = itertools.count(1)

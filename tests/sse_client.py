@@ -100,6 +100,7 @@ class SSEStream:
             self.headers[name.strip().lower()] = value.strip()
         self._chunked = self.headers.get("transfer-encoding") == "chunked"
         self.frames: list[Frame] = []
+        self._feed()  # the first frames may have come with the headers
 
     def _recv(self) -> bytes:
         data = self.sock.recv(65536)
@@ -126,6 +127,11 @@ class SSEStream:
         if not data:
             return False
         self._buf += data
+        self._feed()
+        return not self.closed
+
+    def _feed(self) -> None:
+        """Move complete body bytes out of the socket buffer and parse them into frames."""
         if not self._chunked:
             self.body += self._buf
             self._pending += self._buf
@@ -145,7 +151,6 @@ class SSEStream:
                 self._buf = rest[size + 2 :]
         frames, self._pending = parse_frames(self._pending)
         self.frames.extend(frames)
-        return not self.closed
 
     def read_for(self, seconds: float) -> list[Frame]:
         """Read for ``seconds`` (or until closed); return every frame seen so far."""

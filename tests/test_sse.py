@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatroom import sse
+
 from sse_client import parse_frames
 
 
@@ -42,7 +43,7 @@ def test_comment_is_byte_exact(text: str, expected: bytes) -> None:
 
 
 def test_keepalive_is_a_comment() -> None:
-    assert sse.KEEPALIVE == sse.comment("keep-alive")
+    assert sse.comment("keep-alive") == sse.KEEPALIVE
 
 
 @pytest.mark.parametrize(

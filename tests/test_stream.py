@@ -36,7 +36,7 @@ def test_message_frames_carry_ids_and_the_message(server: ChatServer, unique) ->
         stream.read_for(0.2)
         sent = visitor.say("framed")
         stream.wait_messages(1)
-    frame = [f for f in stream.frames if f.event == "message"][0]
+    frame = next(f for f in stream.frames if f.event == "message")
     assert frame.id == str(sent["id"])
     assert frame.json() == sent
 
@@ -121,7 +121,7 @@ def test_replay_merges_rooms_and_room_events_in_id_order(server: ChatServer, uni
     with server.stream(f"room=general&room={side}", last_event_id=start) as stream:
         stream.wait_for(lambda fs: len([f for f in fs if f.id]) >= 4)
         stream.read_for(0.2)
-    events = [(f.event, f.json().get("text") or f.json().get("room")) for f in stream.frames if f.id]
+    events = [(f.event, f.json().get("text") or f.json()["room"]) for f in stream.frames if f.id]
     assert events == [("room_created", side), ("message", "g1"), ("message", "s1"),
                       ("message", "g2")]
     ids = [int(f.id) for f in stream.frames if f.id]

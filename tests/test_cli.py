@@ -1,0 +1,135 @@
+"""The command line: --help, --version, ports, and the three ways to start the same app."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import chatroom
+
+from services import free_port, wait_for_port
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chatroom", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_explains_every_option() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    for option in ["--host", "--port", "--redis", "--memory", "--workers", "--data-dir",
+                   "--no-browser", "--private", "--version"]:
+        assert option in done.stdout
+    for variable in ["CHATROOM_PORT", "CHATROOM_REDIS_URL", "CHATROOM_DATA_DIR",
+                     "CHATROOM_SECRET_KEY", "CHATROOM_KEEPALIVE", "CHATROOM_RATE_LIMIT"]:
+        assert variable in done.stdout
+
+
+def test_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"chatroom {chatroom.__version__}"
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "chatroom"
+    assert script.exists(), "pip install . provides the chatroom command"
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == f"chatroom {chatroom.__version__}"
+
+
+def test_bad_settings_are_one_line_errors(tmp_path: Path) -> None:
+    done = run("--port", "99999", "--data-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "CHATROOM_PORT" in done.stderr or "port" in done.stderr.lower()
+    assert "Traceback" not in done.stderr
+    env_done = subprocess.run(
+        [sys.executable, "-m", "chatroom", "--data-dir", str(tmp_path)], capture_output=True,
+        text=True, timeout=30, env={**os.environ, "CHATROOM_RATE_LIMIT": "fast"},
+    )
+    assert env_done.returncode == 2
+    assert "CHATROOM_RATE_LIMIT" in env_done.stderr
+
+
+def test_an_explicit_port_that_is_taken_is_an_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = run("--host", "127.0.0.1", "--port", str(port), "--memory", "--no-browser",
+                   "--data-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert f"Port {port} is in use" in done.stderr
+
+
+def _serve(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("CHATROOM_")},
+             **(env or {})},
+    )
+    lines = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        found = re.search(r"On this computer: (http://\S+)", line)
+        if found:
+            return proc, found.group(1)
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError("".join(lines))
+
+
+def test_the_default_port_moves_to_the_next_free_one(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        try:
+            busy.bind(("127.0.0.1", 5000))
+            busy.listen()
+        except OSError:
+            pass  # something else holds it: just as good for this test
+        proc, url = _serve([sys.executable, "-m", "chatroom", "--host", "127.0.0.1",
+                            "--memory", "--no-browser", "--data-dir", str(tmp_path)])
+        try:
+            assert not url.endswith(":5000/")
+            assert requests.get(url + "healthz", timeout=5).status_code == 200
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("how", ["python -m", "gunicorn"])
+def test_every_entry_point_serves_the_same_app(how: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {"CHATROOM_DATA_DIR": str(tmp_path), "CHATROOM_MEMORY": "1",
+           "CHATROOM_NO_BROWSER": "1"}
+    if how == "gunicorn":
+        args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-b", f"127.0.0.1:{port}",
+                "chatroom:create_app()"]
+    else:
+        args = [sys.executable, "-m", "chatroom", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **env})
+    try:
+        wait_for_port(port, timeout=20)
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(base + "/healthz", timeout=5).json()["broker"] == "memory"
+        visitor = requests.Session()
+        assert visitor.post(base + "/login", json={"username": "e"}, timeout=5).ok
+        sent = visitor.post(base + "/api/rooms/general/messages", json={"text": "hi"}, timeout=5)
+        assert sent.status_code == 201
+        assert "<form" in requests.get(base + "/", timeout=5).text
+    finally:
+        proc.terminate()
+        proc.wait(10)
