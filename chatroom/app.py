@@ -8,38 +8,44 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
 
-from . import __version__, errors
+from . import __version__, errors, guards, metrics
 from .broker import Broker, open_broker
 from .config import Config
 from .events import Draft, Event
 from .hub import Hub
 from .identity import NameHolds
+from .presence import Presence
+from .storage import Storage
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Chat:
-    """The parts every view shares: settings, broker (with its storage), hub and name holds."""
+    """The parts every view shares: settings, broker (with its storage), hub, names, presence."""
 
     config: Config
     broker: Broker
     hub: Hub
     names: NameHolds
+    presence: Presence
 
     @property
-    def storage(self):
+    def storage(self) -> Storage:
         return self.broker.storage
 
     def publish(self, draft: Draft) -> Event:
         """Store ``draft`` with its id and send it to every listener of every process."""
-        return self.broker.publish(draft)
+        event = self.broker.publish(draft)
+        metrics.PUBLISHED.inc()
+        return event
 
     def close(self) -> None:
         """End every stream and release the broker."""
         self.names.stop()
+        self.presence.stop()
         self.hub.close_all()
         self.broker.close()
 
@@ -65,22 +71,30 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_NAME="chatroom_session",
         PERMANENT_SESSION_LIFETIME=timedelta(days=365),
         MAX_CONTENT_LENGTH=64 * 1024,
-        JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 
     broker = open_broker(config)
     hub = Hub()
-    chat = Chat(config, broker, hub, NameHolds(broker.storage, config.name_hold))
-    broker.start(hub.deliver)
+    chat = Chat(
+        config, broker, hub, NameHolds(broker.storage, config.name_hold), Presence(broker)
+    )
+    broker.start(hub.deliver, lambda after: hub.resync(broker.storage, after))
     app.extensions["chatroom"] = chat
+    app.extensions["chatroom.metrics"] = metrics.Sync(chat)
 
     errors.init_app(app)
-    from .views import auth, ops, pages, rooms, stream
+    guards.init_app(app)
+    from .views import auth, ops, pages, rooms, stream, users
 
-    for module in (pages, auth, rooms, stream, ops):
+    for module in (pages, auth, rooms, users, stream, ops):
         app.register_blueprint(module.bp)
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        metrics.REQUESTS.labels(str(response.status_code)).inc()
+        return response
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from .broker import BrokerDown
+from .storage import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ def init_app(app: Flask) -> None:
     def api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
-    @app.errorhandler(BrokerDown)
-    def broker_down(exc: BrokerDown) -> Response:
+    @app.errorhandler(Unavailable)
+    def broker_down(exc: Unavailable) -> Response:
         return error_response(
             503, "broker_unavailable",
             f"The chat cannot deliver messages right now: {exc} Try again in a few seconds.",

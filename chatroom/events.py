@@ -8,7 +8,9 @@ event's SSE frame is encoded once and shared by every listener.
 
 Channels: ``room:<name>`` carries a room's messages, ``rooms`` carries ``room_created``
 and ``room_closed`` (every stream follows it), ``presence:<name>`` carries a room's
-``join`` and ``leave`` (never stored, no id).
+``join`` and ``leave`` (never stored, no id), ``dm:<a>|<b>`` carries the private messages
+between two users (``<a>`` and ``<b>`` are name keys). A private message is also filed
+under ``user:<a>`` and ``user:<b>``, so a user's stream can replay every conversation.
 """
 
 from __future__ import annotations
@@ -33,6 +35,27 @@ def presence_channel(room: str) -> str:
     return f"presence:{room}"
 
 
+# Names cannot hold control characters, so this one separates two names unambiguously.
+_PAIR = "\x1f"
+
+
+def dm_channel(key_a: str, key_b: str) -> str:
+    """Return the channel of the conversation between two users (by their name keys)."""
+    first, second = sorted((key_a, key_b))
+    return f"dm:{first}{_PAIR}{second}"
+
+
+def dm_parties(channel: str) -> tuple[str, str]:
+    """Return the two name keys of a ``dm:`` channel."""
+    first, _, second = channel[3:].partition(_PAIR)
+    return first, second
+
+
+def user_channel(key: str) -> str:
+    """Return the channel under which a user's private messages are filed."""
+    return f"user:{key}"
+
+
 def now_ms() -> int:
     """Return the server's clock as Unix time in milliseconds, the unit of ``ts``."""
     return time.time_ns() // 1_000_000
@@ -50,11 +73,13 @@ class Draft:
     channel: str
     kind: str
     body: str
+    # Further channels the event is filed under, for replay; it is published on ``channel``.
+    also: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, channel: str, kind: str, **fields: Any) -> Draft:
+    def of(cls, channel: str, kind: str, also: tuple[str, ...] = (), **fields: Any) -> Draft:
         """Build a draft from the fields its data will carry after the id."""
-        return cls(channel, kind, dumps(fields)[1:])
+        return cls(channel, kind, dumps(fields)[1:], also)
 
     def tail(self) -> str:
         """Return the record without its id: what the broker appends to the id it assigns."""

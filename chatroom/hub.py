@@ -9,13 +9,25 @@ that fills up (a client that stopped reading) is disconnected and resumes later 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import gevent
 from gevent.event import Event as Signal
 
-from .events import ROOMS_CHANNEL, Event, room_channel
+from .events import (
+    ROOMS_CHANNEL,
+    Event,
+    dm_parties,
+    presence_channel,
+    room_channel,
+    user_channel,
+)
 from .storage import GENERAL
+
+if TYPE_CHECKING:
+    from .identity import User
+    from .storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +37,7 @@ class Listener:
 
     __slots__ = ("_signal", "channels", "closed", "dropped", "greenlet", "limit", "pending", "user")
 
-    def __init__(self, channels: Iterable[str], user: str | None, limit: int) -> None:
+    def __init__(self, channels: Iterable[str], user: User | None, limit: int) -> None:
         self.channels = set(channels)
         self.user = user
         self.limit = limit
@@ -74,13 +86,19 @@ class Listener:
 class Hub:
     """The listeners of one process, indexed by channel."""
 
-    def __init__(self, on_drop: Callable[[Listener], None] | None = None) -> None:
+    def __init__(self) -> None:
         self._by_channel: dict[str, set[Listener]] = {}
         self._all: set[Listener] = set()
-        self._on_drop = on_drop
+        # Plain counters on the hot path; metrics reads them.
+        self.deliveries = 0
+        self.dropped = 0
 
     def __len__(self) -> int:
         return len(self._all)
+
+    def channels(self) -> set[str]:
+        """Return every channel some local listener follows."""
+        return set(self._by_channel)
 
     def add(self, listener: Listener) -> None:
         """Start delivering to ``listener``."""
@@ -100,24 +118,46 @@ class Hub:
 
     def deliver(self, event: Event) -> None:
         """Put ``event`` on the buffer of every local listener that follows its channel."""
-        channel = event.channel
-        targets = self._all if channel == ROOMS_CHANNEL else self._by_channel.get(channel)
+        targets = self._targets(event.channel)
         if not targets:
             return
         dropped = [listener for listener in targets if not listener.push(event)]
+        self.deliveries += len(targets) - len(dropped)
         for listener in dropped:
+            self.dropped += 1
             self.remove(listener)
-            if self._on_drop is not None:
-                self._on_drop(listener)
         if event.kind == "room_closed":
             self._move_to_general(event.payload()["room"])
 
+    def resync(self, storage: Storage, after: int) -> int:
+        """Deliver what storage holds after id ``after`` for local listeners; return the last id."""
+        last = after
+        for event in storage.since(self.channels(), after):
+            self.deliver(event)
+            last = event.id or last
+        return last
+
+    def _targets(self, channel: str) -> set[Listener] | None:
+        if channel == ROOMS_CHANNEL:
+            return self._all
+        if channel.startswith("dm:"):
+            # Both parties, every tab of each.
+            first, second = dm_parties(channel)
+            return self._by_channel.get(user_channel(first), set()) | self._by_channel.get(
+                user_channel(second), set()
+            )
+        return self._by_channel.get(channel)
+
     def _move_to_general(self, room: str) -> None:
         # After room_closed went out, the room's listeners follow general instead.
-        for listener in list(self._by_channel.pop(room_channel(room), ())):
-            listener.channels.discard(room_channel(room))
-            listener.channels.add(room_channel(GENERAL))
-            self._by_channel.setdefault(room_channel(GENERAL), set()).add(listener)
+        moved: set[Listener] = set()
+        for channel in (room_channel(room), presence_channel(room)):
+            moved |= self._by_channel.pop(channel, set())
+        for listener in moved:
+            listener.channels -= {room_channel(room), presence_channel(room)}
+            for channel in (room_channel(GENERAL), presence_channel(GENERAL)):
+                listener.channels.add(channel)
+                self._by_channel.setdefault(channel, set()).add(listener)
 
     def close_all(self) -> None:
         """End every stream (the server is stopping)."""

@@ -19,14 +19,11 @@ from ..storage import Storage
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[Event], None]
+Resync = Callable[[int], int]
 
 
 class BrokerUnavailable(RuntimeError):
     """The configured broker cannot be used; the message says why and what to do."""
-
-
-class BrokerDown(RuntimeError):
-    """The broker is unreachable right now; the request can be tried again later."""
 
 
 class Broker(ABC):
@@ -36,8 +33,12 @@ class Broker(ABC):
     storage: Storage
 
     @abstractmethod
-    def start(self, deliver: Deliver) -> None:
-        """Begin handing every event, from any process, to ``deliver`` (once per process)."""
+    def start(self, deliver: Deliver, resync: Resync) -> None:
+        """Begin handing every event, from any process, to ``deliver`` (once per process).
+
+        After an outage, ``resync(last_id)`` hands over, from storage, what other processes
+        published meanwhile, and returns the highest id it delivered.
+        """
 
     @abstractmethod
     def publish(self, draft: Draft) -> Event:
@@ -51,6 +52,11 @@ class Broker(ABC):
     def healthy(self) -> bool:
         """True while events can be published."""
         return True
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the broker has reconnected after losing its connection."""
+        return 0
 
     @abstractmethod
     def describe(self) -> str:

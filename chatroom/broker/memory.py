@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..events import Draft, Event
 from ..storage.sqlite import SqliteStorage
-from . import Broker, Deliver
+from . import Broker, Deliver, Resync
 
 
 class MemoryBroker(Broker):
@@ -17,7 +17,7 @@ class MemoryBroker(Broker):
         self.storage = storage
         self._deliver: Deliver = lambda event: None
 
-    def start(self, deliver: Deliver) -> None:
+    def start(self, deliver: Deliver, resync: Resync) -> None:
         self._deliver = deliver
 
     def publish(self, draft: Draft) -> Event:

@@ -9,8 +9,9 @@ import redis
 from gevent.event import Event as Signal
 
 from ..events import Draft, Event
+from ..storage import Unavailable
 from ..storage.redis import RedisStorage
-from . import Broker, BrokerDown, Deliver, redact
+from . import Broker, Deliver, Resync, redact
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,18 @@ class RedisBroker(Broker):
         # The highest id this process has seen: new ids are always above it, even if
         # Redis restarts empty.
         self._last_id = storage.last_id()
+        # The highest id handed to the hub: what a resync starts after.
+        self._delivered = self._last_id
         self._subscribed = Signal()
         self._closing = False
+        self._reconnects = 0
         self._reader: gevent.Greenlet | None = None
         self._deliver: Deliver = lambda event: None
+        self._resync: Resync = lambda last_id: last_id
 
-    def start(self, deliver: Deliver) -> None:
+    def start(self, deliver: Deliver, resync: Resync) -> None:
         self._deliver = deliver
+        self._resync = resync
         self._reader = gevent.spawn(self._read)
         # Events published before the subscription is in place would never arrive here.
         self._subscribed.wait(5)
@@ -45,19 +51,20 @@ class RedisBroker(Broker):
     def healthy(self) -> bool:
         return self._subscribed.is_set()
 
+    @property
+    def reconnects(self) -> int:
+        return self._reconnects
+
     def publish(self, draft: Draft) -> Event:
-        try:
-            event = self.storage.append(draft, floor=self._last_id, publish_to=CHANNEL)
-        except redis.RedisError as exc:
-            raise BrokerDown(f"Redis cannot be reached ({exc}).") from None
+        event = self.storage.append(draft, floor=self._last_id, publish_to=CHANNEL)
         self._last_id = max(self._last_id, event.id or 0)
         return event
 
     def announce(self, event: Event) -> None:
         try:
             self._redis.publish(CHANNEL, event.to_record())
-        except redis.RedisError as exc:
-            raise BrokerDown(f"Redis cannot be reached ({exc}).") from None
+        except (redis.RedisError, OSError) as exc:
+            raise Unavailable(f"Redis cannot be reached ({exc}).") from None
 
     def describe(self) -> str:
         return f"Redis at {redact(self._url)}"
@@ -70,10 +77,14 @@ class RedisBroker(Broker):
 
     def _read(self) -> None:
         backoff = 0.1
+        lost = False
         while not self._closing:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(CHANNEL)
+                if lost:
+                    self._recover()
+                    lost = False
                 self._subscribed.set()
                 backoff = 0.1
                 while not self._closing:
@@ -82,14 +93,24 @@ class RedisBroker(Broker):
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
                         self._receive(message["data"])
-            except (redis.RedisError, OSError) as exc:
-                if self._subscribed.is_set():
+            except (redis.RedisError, OSError, Unavailable) as exc:
+                if not lost:
                     log.warning("lost Redis at %s (%s); reconnecting", redact(self._url), exc)
+                lost = True
                 self._subscribed.clear()
                 gevent.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
             finally:
                 pubsub.close()
+
+    def _recover(self) -> None:
+        # Redis may have come back empty: general exists again and ids stay above what
+        # this process has seen. Then whatever other processes published meanwhile.
+        self.storage.ensure_general()
+        self.storage.raise_last_id(self._last_id)
+        self._reconnects += 1
+        log.warning("Redis at %s is back", redact(self._url))
+        self._delivered = self._resync(self._delivered)
 
     def _receive(self, data: bytes) -> None:
         # One bad payload is logged and skipped: it must never stop the subscription.
@@ -98,8 +119,11 @@ class RedisBroker(Broker):
         except ValueError:
             log.warning("skipped a malformed event from Redis: %r", data[:200])
             return
-        if event.id is not None and event.id > self._last_id:
-            self._last_id = event.id
+        if event.id is not None:
+            if event.id <= self._delivered:
+                return  # already delivered by a resync
+            self._delivered = event.id
+            self._last_id = max(self._last_id, event.id)
         try:
             self._deliver(event)
         except Exception:

@@ -1,4 +1,5 @@
-"""What outlives a process: the event log (history and replay), rooms and held names.
+"""What outlives a process, and what processes share: the event log (history and
+replay), rooms, users and their held names, who is online, and rate-limit counters.
 
 Two implementations: :mod:`.sqlite` (an embedded file in the data directory, for the
 in-process mode) and :mod:`.redis` (shared by every process that uses the same Redis).
@@ -10,9 +11,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..config import RateLimit
 from ..events import Draft, Event
 
 GENERAL = "general"
+
+
+class Unavailable(RuntimeError):
+    """The store (Redis) cannot be reached right now; the request may be tried again later."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,7 @@ class Storage(ABC):
 
     @abstractmethod
     def append(self, draft: Draft) -> Event:
-        """Give ``draft`` the next id, store it, trim its channel to the retention and return it."""
+        """Give ``draft`` the next id and file it under its channels, trimmed to the retention."""
 
     @abstractmethod
     def history(self, channel: str, limit: int, before: int | None = None) -> list[Event]:
@@ -72,6 +78,44 @@ class Storage(ABC):
     @abstractmethod
     def release_name(self, key: str, session: str) -> None:
         """Free name ``key`` if ``session`` holds it."""
+
+    @abstractmethod
+    def remember_user(self, key: str, name: str) -> None:
+        """Record that ``name`` has logged in, so others can write to it."""
+
+    @abstractmethod
+    def find_user(self, key: str) -> str | None:
+        """Return the display name of a user who has logged in, or None."""
+
+    @abstractmethod
+    def rate_hit(self, key: str, limit: RateLimit) -> float:
+        """Count one action of ``key``; return 0 if allowed, else the seconds until it is."""
+
+    @abstractmethod
+    def presence_add(self, room: str, user: str, process: str, ttl: float) -> bool:
+        """Mark ``user`` online in ``room`` through ``process``; True if they were not before."""
+
+    @abstractmethod
+    def presence_remove(self, room: str, user: str, process: str) -> bool:
+        """Undo :meth:`presence_add`; True if ``user`` is now offline in ``room``."""
+
+    @abstractmethod
+    def presence_refresh(
+        self, entries: Iterable[tuple[str, str]], process: str, ttl: float
+    ) -> None:
+        """Renew ``process``'s (room, user) entries for another ``ttl`` seconds."""
+
+    @abstractmethod
+    def presence_expire(self) -> list[tuple[str, str]]:
+        """Drop entries whose process stopped renewing them; return the (room, user) now gone."""
+
+    @abstractmethod
+    def online(self, room: str) -> list[str]:
+        """Return who is online in ``room``, sorted."""
+
+    def online_counts(self, rooms: Iterable[str]) -> dict[str, int]:
+        """Return how many users are online in each of ``rooms``."""
+        return {room: len(self.online(room)) for room in rooms}
 
     def close(self) -> None:  # noqa: B027 - closing is optional for a storage
         """Release files and connections."""

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import redis
 
+from ..config import RateLimit
 from ..events import Draft, Event, room_channel
-from . import Room, Storage, sort_rooms
+from . import Room, Storage, Unavailable, sort_rooms
 
 _SEQ = "chatroom:seq"
 _ROOMS = "chatroom:rooms"
+_USERS = "chatroom:users"
+_PRESENCE_ROOMS = "chatroom:presence-rooms"
 
 # One atomic step: the next id (never at or below the floor the caller has seen, so ids
-# do not go backwards when Redis comes back empty), the record in its channel's log, the
-# log trimmed, and, when asked, the record published. Publishing inside the step is what
-# makes every process receive events in id order, whoever posted them.
+# do not go backwards when Redis comes back empty), the record in each log it is filed
+# under, the logs trimmed, and, when asked, the record published. Publishing inside the
+# step is what makes every process receive events in id order, whoever posted them.
 _APPEND = """
 local id = redis.call('INCR', KEYS[1])
 local floor = tonumber(ARGV[3])
@@ -25,12 +31,68 @@ if id <= floor then
   redis.call('SET', KEYS[1], id)
 end
 local record = id .. ARGV[1]
-redis.call('ZADD', KEYS[2], id, record)
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[2]) - 1)
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], id, record)
+  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -tonumber(ARGV[2]) - 1)
+end
 if ARGV[4] ~= '' then
   redis.call('PUBLISH', ARGV[4], record)
 end
 return id
+"""
+
+# Fixed-window counter: the first hit of a window starts its expiry.
+_RATE = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if count > tonumber(ARGV[1]) then
+  return redis.call('PTTL', KEYS[1])
+end
+return 0
+"""
+
+# Presence: one sorted set per room; members are "<user>\t<process>", scored by the time
+# (ms) the process last promised to renew them by. A user is online while any of their
+# members is live, so several processes and tabs count once.
+_PRESENCE_HAS_USER = """
+local function live_user(key, user, now)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', key, now, '+inf')) do
+    if string.sub(member, 1, #user + 1) == user .. '\t' then
+      return true
+    end
+  end
+  return false
+end
+"""
+_PRESENCE_ADD = _PRESENCE_HAS_USER + """
+local was_online = live_user(KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1] .. '\t' .. ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[5])
+return was_online and 0 or 1
+"""
+_PRESENCE_REMOVE = _PRESENCE_HAS_USER + """
+redis.call('ZREM', KEYS[1], ARGV[1] .. '\t' .. ARGV[2])
+return live_user(KEYS[1], ARGV[1], ARGV[3]) and 0 or 1
+"""
+_PRESENCE_EXPIRE = _PRESENCE_HAS_USER + """
+local gone = {}
+for _, room in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = KEYS[2] .. room
+  local stale = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. ARGV[1])
+  if #stale > 0 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[1])
+    for _, member in ipairs(stale) do
+      local user = string.match(member, '^(.*)\t')
+      if user and not live_user(key, user, ARGV[1]) then
+        table.insert(gone, room)
+        table.insert(gone, user)
+      end
+    end
+  end
+end
+return gone
 """
 
 _RAISE = """
@@ -63,6 +125,27 @@ def _name_key(key: str) -> str:
     return f"chatroom:name:{key}"
 
 
+_PRESENCE_PREFIX = "chatroom:presence:"
+T = TypeVar("T")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _translating(method: Callable[..., T]) -> Callable[..., T]:
+    # Callers (views, the stream) know nothing of redis-py: an outage reaches them as
+    # Unavailable, which they answer with a 503 instead of a traceback.
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except (redis.RedisError, OSError) as exc:
+            raise Unavailable(f"Redis cannot be reached ({exc}).") from None
+
+    return wrapper
+
+
 class RedisStorage(Storage):
     """History as one sorted set per channel, scored by id; rooms in a hash; names as keys."""
 
@@ -73,12 +156,16 @@ class RedisStorage(Storage):
         self._raise = client.register_script(_RAISE)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._rate = client.register_script(_RATE)
+        self._presence_add = client.register_script(_PRESENCE_ADD)
+        self._presence_remove = client.register_script(_PRESENCE_REMOVE)
+        self._presence_expire = client.register_script(_PRESENCE_EXPIRE)
         self.ensure_general()
 
     def append(self, draft: Draft, *, floor: int = 0, publish_to: str = "") -> Event:
         """Store ``draft``; with ``publish_to``, publish its record there in the same step."""
         event_id = self._append(
-            keys=[_SEQ, _log_key(draft.channel)],
+            keys=[_SEQ, _log_key(draft.channel), *(_log_key(c) for c in draft.also)],
             args=[draft.tail(), self._history, floor, publish_to],
         )
         return Event.logged(int(event_id), draft.channel, draft.kind, draft.body)
@@ -126,5 +213,68 @@ class RedisStorage(Storage):
     def release_name(self, key: str, session: str) -> None:
         self._release(keys=[_name_key(key)], args=[session])
 
+    def remember_user(self, key: str, name: str) -> None:
+        self._redis.hset(_USERS, key, name)
+
+    def find_user(self, key: str) -> str | None:
+        name = self._redis.hget(_USERS, key)
+        return None if name is None else name.decode()
+
+    def rate_hit(self, key: str, limit: RateLimit) -> float:
+        window_ms = max(1, int(limit.seconds * 1000))
+        wait_ms = self._rate(keys=[f"chatroom:rate:{key}"], args=[limit.count, window_ms])
+        return max(0.0, int(wait_ms) / 1000)
+
+    def presence_add(self, room: str, user: str, process: str, ttl: float) -> bool:
+        now = _now_ms()
+        return bool(self._presence_add(
+            keys=[_PRESENCE_PREFIX + room, _PRESENCE_ROOMS],
+            args=[user, process, now, now + int(ttl * 1000), room],
+        ))
+
+    def presence_remove(self, room: str, user: str, process: str) -> bool:
+        return bool(self._presence_remove(
+            keys=[_PRESENCE_PREFIX + room], args=[user, process, _now_ms()]
+        ))
+
+    def presence_refresh(
+        self, entries: Iterable[tuple[str, str]], process: str, ttl: float
+    ) -> None:
+        until = _now_ms() + int(ttl * 1000)
+        pipe = self._redis.pipeline(transaction=False)
+        for room, user in entries:
+            # ZADD, not an update: after Redis restarts empty this puts everyone back.
+            pipe.zadd(_PRESENCE_PREFIX + room, {f"{user}\t{process}": until})
+            pipe.sadd(_PRESENCE_ROOMS, room)
+        pipe.execute()
+
+    def presence_expire(self) -> list[tuple[str, str]]:
+        flat = self._presence_expire(keys=[_PRESENCE_ROOMS, _PRESENCE_PREFIX], args=[_now_ms()])
+        return [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
+
+    def online(self, room: str) -> list[str]:
+        return self.online_counts_and_names([room])[room]
+
+    def online_counts(self, rooms: Iterable[str]) -> dict[str, int]:
+        return {room: len(names) for room, names in self.online_counts_and_names(rooms).items()}
+
+    def online_counts_and_names(self, rooms: Iterable[str]) -> dict[str, list[str]]:
+        """Return who is online in each of ``rooms``, in one round trip."""
+        rooms = list(rooms)
+        pipe = self._redis.pipeline(transaction=False)
+        now = _now_ms()
+        for room in rooms:
+            pipe.zrangebyscore(_PRESENCE_PREFIX + room, now, "+inf")
+        result = {}
+        for room, members in zip(rooms, pipe.execute(), strict=True):
+            result[room] = sorted({m.decode().rsplit("\t", 1)[0] for m in members})
+        return result
+
     def close(self) -> None:
         self._redis.close()
+
+
+# Every public method answers an outage with Unavailable.
+for _name, _method in list(vars(RedisStorage).items()):
+    if not _name.startswith("_") and callable(_method):
+        setattr(RedisStorage, _name, _translating(_method))

@@ -1,12 +1,18 @@
-"""Storage in an embedded SQLite file: the in-process mode's memory across restarts."""
+"""Storage in an embedded SQLite file: the in-process mode's memory across restarts.
+
+Only one process uses it (the in-process broker has one), so what need not outlive the
+process, who is online and rate-limit counters, stays in plain dictionaries.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..config import RateLimit
 from ..events import Draft, Event, room_channel
 from . import Room, Storage, sort_rooms
 
@@ -22,6 +28,15 @@ CREATE TABLE IF NOT EXISTS rooms (
     name TEXT PRIMARY KEY,
     created_by TEXT,
     created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS filed (
+    channel TEXT NOT NULL,
+    id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    PRIMARY KEY (channel, id)
+);
+CREATE TABLE IF NOT EXISTS users (
+    key TEXT PRIMARY KEY,
+    name TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS names (
     key TEXT PRIMARY KEY,
@@ -45,30 +60,43 @@ class SqliteStorage(Storage):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         self._history = history
         self._appends: dict[str, int] = {}
+        self._rates: dict[str, tuple[float, int]] = {}
+        # room -> user -> the processes through which the user is online (here, one).
+        self._online: defaultdict[str, defaultdict[str, set[str]]] = defaultdict(
+            lambda: defaultdict(set)
+        )
         self.ensure_general()
 
     def append(self, draft: Draft) -> Event:
-        cur = self._db.execute(
-            "INSERT INTO events (channel, kind, body) VALUES (?, ?, ?)",
-            (draft.channel, draft.kind, draft.body),
-        )
-        event_id = cur.lastrowid
-        count = self._appends.get(draft.channel, 0) + 1
-        if count >= _TRIM_EVERY:
-            count = 0
-            self._trim(draft.channel)
-        self._appends[draft.channel] = count
+        with self._db:
+            self._db.execute("BEGIN")
+            event_id = self._db.execute(
+                "INSERT INTO events (channel, kind, body) VALUES (?, ?, ?)",
+                (draft.channel, draft.kind, draft.body),
+            ).lastrowid
+            self._db.executemany(
+                "INSERT INTO filed (channel, id) VALUES (?, ?)",
+                [(channel, event_id) for channel in draft.also],
+            )
+        self._count_append(draft.channel, "events")
+        for channel in draft.also:
+            self._count_append(channel, "filed")
         return Event.logged(event_id, draft.channel, draft.kind, draft.body)
 
-    def _trim(self, channel: str) -> None:
-        self._db.execute(
-            "DELETE FROM events WHERE channel = ? AND id < ("
-            " SELECT id FROM events WHERE channel = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-            (channel, channel, self._history - 1),
-        )
+    def _count_append(self, channel: str, table: str) -> None:
+        count = self._appends.get(channel, 0) + 1
+        if count >= _TRIM_EVERY:
+            count = 0
+            self._db.execute(
+                f"DELETE FROM {table} WHERE channel = ? AND id < ("
+                f" SELECT id FROM {table} WHERE channel = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (channel, channel, self._history - 1),
+            )
+        self._appends[channel] = count
 
     def history(self, channel: str, limit: int, before: int | None = None) -> list[Event]:
         rows = self._db.execute(
@@ -83,8 +111,9 @@ class SqliteStorage(Storage):
         marks = ",".join("?" * len(channels))
         rows = self._db.execute(
             f"SELECT id, channel, kind, body FROM events WHERE channel IN ({marks}) AND id > ?"
-            " ORDER BY id",
-            (*channels, after),
+            " UNION SELECT e.id, e.channel, e.kind, e.body FROM filed f JOIN events e USING (id)"
+            f" WHERE f.channel IN ({marks}) AND f.id > ? ORDER BY 1",
+            (*channels, after, *channels, after),
         ).fetchall()
         return [Event.logged(*row) for row in rows]
 
@@ -138,6 +167,52 @@ class SqliteStorage(Storage):
 
     def release_name(self, key: str, session: str) -> None:
         self._db.execute("DELETE FROM names WHERE key = ? AND session = ?", (key, session))
+
+    def remember_user(self, key: str, name: str) -> None:
+        self._db.execute(
+            "INSERT INTO users (key, name) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET name = excluded.name", (key, name),
+        )
+
+    def find_user(self, key: str) -> str | None:
+        row = self._db.execute("SELECT name FROM users WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def rate_hit(self, key: str, limit: RateLimit) -> float:
+        now = time.monotonic()
+        start, count = self._rates.get(key, (now, 0))
+        if now - start >= limit.seconds:
+            start, count = now, 0
+        if count >= limit.count:
+            return max(0.001, start + limit.seconds - now)
+        self._rates[key] = (start, count + 1)
+        if len(self._rates) > 10_000:  # forget windows that ended
+            self._rates = {k: v for k, v in self._rates.items() if now - v[0] < limit.seconds}
+        return 0.0
+
+    def presence_add(self, room: str, user: str, process: str, ttl: float) -> bool:
+        processes = self._online[room][user]
+        processes.add(process)
+        return len(processes) == 1
+
+    def presence_remove(self, room: str, user: str, process: str) -> bool:
+        users = self._online[room]
+        users[user].discard(process)
+        if users[user]:
+            return False
+        del users[user]
+        return True
+
+    def presence_refresh(
+        self, entries: Iterable[tuple[str, str]], process: str, ttl: float
+    ) -> None:
+        pass  # a single process never stops renewing without stopping altogether
+
+    def presence_expire(self) -> list[tuple[str, str]]:
+        return []
+
+    def online(self, room: str) -> list[str]:
+        return sorted(self._online[room]) if room in self._online else []
 
     def close(self) -> None:
         self._db.close()

@@ -31,6 +31,7 @@ def login() -> Response | tuple[str, int]:
         return render_template("login.html", error=exc.message), exc.status
     if previous is not None and previous.key != user.key:
         names.release(previous)
+    get_chat().storage.remember_user(user.key, name)
     session.clear()
     session.permanent = True
     session.update(user=name, sid=sid)

@@ -1,9 +1,10 @@
-"""What operators and load balancers read: health."""
+"""What operators and load balancers read: health and metrics."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
+from .. import metrics
 from ..app import get_chat
 
 bp = Blueprint("ops", __name__)
@@ -20,3 +21,10 @@ def healthz() -> tuple[Response, int]:
         "listeners": len(chat.hub),
     }
     return jsonify(body), 200 if healthy else 503
+
+
+@bp.get("/metrics")
+def metrics_text() -> Response:
+    """Prometheus text: listeners, events published and delivered, drops, reconnects, requests."""
+    current_app.extensions["chatroom.metrics"]()
+    return Response(metrics.render(), mimetype=metrics.CONTENT_TYPE)

@@ -10,6 +10,7 @@ from .. import validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel
+from ..guards import check_rate
 from ..identity import require_user
 from ..storage import GENERAL, Room
 
@@ -28,14 +29,32 @@ def existing_room(chat: Chat, raw: str) -> Room:
     return room
 
 
-def _room_json(room: Room) -> dict[str, Any]:
-    return {"name": room.name, "online": 0, "created_by": room.created_by}
+def require_viewer(chat: Chat) -> None:
+    """Answer 401 on a private server to a visitor who has not logged in."""
+    if chat.config.private:
+        require_user()
+
+
+def _room_json(room: Room, online: int = 0) -> dict[str, Any]:
+    return {"name": room.name, "online": online, "created_by": room.created_by}
 
 
 @bp.get("")
 def list_rooms() -> Response:
     """Every room with its online count, ``general`` first."""
-    return jsonify(rooms=[_room_json(room) for room in get_chat().storage.list_rooms()])
+    storage = get_chat().storage
+    rooms = storage.list_rooms()
+    online = storage.online_counts(room.name for room in rooms)
+    return jsonify(rooms=[_room_json(room, online[room.name]) for room in rooms])
+
+
+@bp.get("/<room>/presence")
+def presence(room: str) -> Response:
+    """Who is online in the room."""
+    chat = get_chat()
+    require_viewer(chat)
+    found = existing_room(chat, room)
+    return jsonify(room=found.name, online=chat.storage.online(found.name))
 
 
 @bp.post("")
@@ -74,12 +93,17 @@ def close_room(room: str) -> Response:
 def history(room: str) -> Response:
     """The room's messages, oldest first: the newest ``limit``, or those before ``before``."""
     chat = get_chat()
-    if chat.config.private:
-        require_user()
+    require_viewer(chat)
     found = existing_room(chat, room)
+    return history_response(chat, room_channel(found.name))
+
+
+def history_response(chat: Chat, channel: str) -> Response:
+    """Answer ``{"messages": [...]}`` for a channel, honouring ``limit`` and ``before``."""
     limit = validation.int_arg("limit", HISTORY_DEFAULT, 1, HISTORY_MAX)
     before = validation.int_arg("before", None, 1, 2**63 - 1)
-    events = chat.storage.history(room_channel(found.name), limit, before)
+    events = chat.storage.history(channel, limit, before)
+    # The stored JSON is sent as it is, exactly what the stream sent.
     return Response(
         '{"messages":[' + ",".join(e.data for e in events) + "]}",
         mimetype="application/json",
@@ -94,6 +118,7 @@ def post_message(room: str) -> Response:
     found = existing_room(chat, room)
     text = validation.message_text(validation.body_field("text"))
     chat.names.confirm(user)
+    check_rate(chat.storage, chat.config.rate_limit, user)
     event = chat.publish(
         Draft.of(room_channel(found.name), "message",
                  room=found.name, user=user.name, text=text, ts=now_ms())

@@ -9,10 +9,10 @@ from flask import Blueprint, Response, request
 from .. import sse, validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
-from ..events import ROOMS_CHANNEL, room_channel
+from ..events import ROOMS_CHANNEL, presence_channel, room_channel, user_channel
 from ..hub import Listener
 from ..identity import User, require_user, session_user
-from ..storage import GENERAL
+from ..storage import GENERAL, Unavailable
 
 bp = Blueprint("stream", __name__)
 
@@ -20,22 +20,24 @@ MAX_ROOMS = 50
 RETRY_MS = 2000
 # Replay is written in slices so one huge catch-up is not one huge string in memory.
 _REPLAY_SLICE = 256
+_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 @bp.get("/stream")
 def stream() -> Response:
-    """Follow rooms (``general`` if none is named), ``room_created``/``room_closed`` too."""
+    """Follow rooms (``general`` if none is named), room events and the user's private messages."""
     chat = get_chat()
     user = require_user() if chat.config.private else session_user()
     last_id = _last_event_id()
-    rooms = _rooms(chat, resuming=last_id is not None)
-    channels = {room_channel(room) for room in rooms} | {ROOMS_CHANNEL}
-    response = Response(
-        _frames(chat, channels, user, last_id),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    try:
+        rooms = _rooms(chat, resuming=last_id is not None)
+    except Unavailable:
+        # A 503 would make EventSource give up for good; this makes it try again soon.
+        body = sse.encode(retry=RETRY_MS) + sse.comment("the chat is unavailable, retrying")
+        return Response(body, mimetype="text/event-stream", headers=_HEADERS)
+    return Response(
+        _frames(chat, rooms, user, last_id), mimetype="text/event-stream", headers=_HEADERS
     )
-    return response
 
 
 def _last_event_id() -> int | None:
@@ -69,20 +71,28 @@ def _rooms(chat: Chat, resuming: bool) -> list[str]:
 
 
 def _frames(
-    chat: Chat, channels: set[str], user: User | None, last_id: int | None
+    chat: Chat, rooms: list[str], user: User | None, last_id: int | None
 ) -> Iterator[bytes]:
     # Runs in the greenlet that serves the request, which the listener records so that
     # a full buffer can end a write that is stuck on a client that stopped reading.
-    listener = Listener(channels, user.name if user else None, chat.config.client_buffer)
-    chat.hub.add(listener)
+    logged = {room_channel(room) for room in rooms} | {ROOMS_CHANNEL}
     if user is not None:
-        chat.names.stream_opened(user)
+        logged.add(user_channel(user.key))
+    channels = logged | {presence_channel(room) for room in rooms}
+    listener = Listener(channels, user, chat.config.client_buffer)
+    chat.hub.add(listener)
+    online = False
     try:
         # pywsgi sends the headers with the first non-empty chunk: send it at once.
         yield sse.encode(retry=RETRY_MS)
+        if user is not None:
+            chat.names.stream_opened(user)
+            chat.presence.connected(rooms, user.name)
+            online = True
+        yield b"".join(chat.presence.snapshot(room).frame for room in rooms)
         floor = None
         if last_id is not None:
-            floor = yield from _replay(chat, channels, last_id)
+            floor = yield from _replay(chat, logged, last_id)
         keepalive = chat.config.keepalive
         while True:
             batch = listener.take(keepalive)
@@ -93,10 +103,14 @@ def _frames(
                 batch = [(i, frame) for i, frame in batch if i is None or i > floor]
                 floor = None
             yield b"".join(frame for _, frame in batch) if batch else sse.KEEPALIVE
+    except Unavailable:
+        # Redis went away while this stream started: end it, the browser retries.
+        yield sse.comment("the chat is unavailable, retrying")
     finally:
         chat.hub.remove(listener)
-        if user is not None:
+        if online:
             chat.names.stream_closed(user)
+            chat.presence.disconnected(rooms, user.name)
 
 
 def _replay(chat: Chat, channels: set[str], last_id: int) -> Iterator[bytes]:

@@ -1,0 +1,53 @@
+"""Private messages between two users, and their conversation's history."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from .. import validation
+from ..app import Chat, get_chat
+from ..errors import ApiError
+from ..events import Draft, dm_channel, now_ms, user_channel
+from ..guards import check_rate
+from ..identity import User, require_user
+from .rooms import history_response
+
+bp = Blueprint("users", __name__, url_prefix="/api/users")
+
+
+def _other(chat: Chat, me: User, raw: str) -> tuple[str, str]:
+    """Return the display name and key of the user called ``raw``, or answer 404 or 400."""
+    name = validation.display_name(raw)
+    key = validation.name_key(name)
+    found = chat.storage.find_user(key)
+    if found is None:
+        raise ApiError(404, "unknown_user", f"Nobody called {name!r} has used this chat.")
+    if key == me.key:
+        raise ApiError(400, "message_to_self", "Private messages go to someone else.")
+    return found, key
+
+
+@bp.post("/<name>/messages")
+def send(name: str) -> Response:
+    """Send a private message: both parties receive a ``dm`` event on every stream."""
+    chat = get_chat()
+    me = require_user()
+    to_name, to_key = _other(chat, me, name)
+    text = validation.message_text(validation.body_field("text"))
+    chat.names.confirm(me)
+    check_rate(chat.storage, chat.config.rate_limit, me)
+    fields = {"from": me.name, "to": to_name, "text": text, "ts": now_ms()}
+    event = chat.publish(
+        Draft.of(dm_channel(me.key, to_key), "dm",
+                 also=(user_channel(me.key), user_channel(to_key)), **fields)
+    )
+    return Response(event.data, status=201, mimetype="application/json")
+
+
+@bp.get("/<name>/messages")
+def conversation(name: str) -> Response:
+    """The conversation with that user, oldest first."""
+    chat = get_chat()
+    me = require_user()
+    _, key = _other(chat, me, name)
+    return history_response(chat, dm_channel(me.key, key))
