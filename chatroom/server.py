@@ -6,25 +6,35 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
+import time
 import webbrowser
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import gevent
+import gevent.event
+from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from . import __version__
-from .broker import BrokerUnavailable
+from .broker import BrokerUnavailable, open_broker
 from .config import Config
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
 # How far past the default port to look for a free one.
 _PORT_TRIES = 20
 # A stop ends streams at once; requests still running get this long.
-_STOP_TIMEOUT = 3.0
+_STOP_TIMEOUT = 2.0
 
 
 class ChatServer(WSGIServer):
@@ -35,10 +45,19 @@ class ChatServer(WSGIServer):
     small SSE frames would wait the same way.
     """
 
+    def __init__(self, *args: Any, keepalive: float = 15.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A client that vanished (no FIN, no RST: a laptop closed, Wi-Fi gone) is noticed
+        # only when unacknowledged data times out; the keep-alives supply the data, and
+        # this bounds the wait, so a dead listener leaves presence in bounded time.
+        self._user_timeout_ms = max(5000, int(keepalive * 1000))
+
     def handle(self, sock: socket.socket, address: tuple) -> None:
         # A Unix socket has no Nagle to turn off.
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if hasattr(socket, "TCP_USER_TIMEOUT"):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self._user_timeout_ms)
         super().handle(sock, address)
 
 
@@ -112,45 +131,160 @@ def addresses(host: str, port: int) -> tuple[str, list[str]]:
 def run(config: Config, port_explicit: bool = False) -> int:
     """Serve the chat until SIGINT or SIGTERM; return the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    # The banner below says which broker is used; the app's own log line would repeat it.
+    # The banner says which broker is used; the app's own log line would repeat it.
     logging.getLogger("chatroom.app").setLevel(logging.WARNING)
-    from .app import create_app
+    if config.workers > 1:
+        return _run_workers(config, port_explicit)
 
     sock = bind(config.host, config.port, port_explicit)
-    port = sock.getsockname()[1]
-    try:
-        app = create_app(config)
-    except BrokerUnavailable as exc:
-        sock.close()
-        raise StartError(str(exc)) from None
+    app = _create_app(config, sock)
     chat = app.extensions["chatroom"]
-    server = ChatServer(sock, app, log=None)
-
-    stopping = gevent.event.Event()
-
-    def stop(*_: object) -> None:
-        stopping.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(signum, stop)
-
-    server.start()
-    local, lan = addresses(config.host, port)
-    _print_banner(chat.broker.describe(), config, local, lan)
-    if not config.no_browser:
-        _open_browser(local)
-
-    stopping.wait()
-    print("Stopping…", flush=True)
-    # Closing the hub ends every stream; only then can the server's stop finish quickly.
-    chat.close()
-    server.stop(timeout=_STOP_TIMEOUT)
-    print("Stopped.", flush=True)
+    _announce(config, sock, chat.broker.describe(), workers=1)
+    _serve(sock, app, config)
     return 0
 
 
-def _print_banner(broker: str, config: Config, local: str, lan: list[str]) -> None:
-    lines = [f"chatroom {__version__} is running, using {broker}.", ""]
+def _create_app(config: Config, sock: socket.socket) -> Flask:
+    from .app import create_app
+
+    try:
+        return create_app(config)
+    except BrokerUnavailable as exc:
+        sock.close()
+        raise StartError(str(exc)) from None
+
+
+def _serve(sock: socket.socket, app: Flask, config: Config) -> None:
+    """Serve on ``sock`` until SIGINT or SIGTERM, then stop gracefully."""
+    chat = app.extensions["chatroom"]
+    server = ChatServer(sock, app, log=None, spawn=Pool(), keepalive=config.keepalive)
+    stopping = gevent.event.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, stopping.set)
+    server.start()
+    stopping.wait()
+    # Stop taking connections, end every stream (browsers reconnect and resume from
+    # Last-Event-ID), let requests under way finish, and only then close the broker, so
+    # that every message answered 201 is stored.
+    server.close()
+    chat.hub.close_all()
+    server.stop(timeout=_STOP_TIMEOUT)
+    chat.close()
+
+
+def _announce(config: Config, sock: socket.socket, broker: str, workers: int) -> None:
+    local, lan = addresses(config.host, sock.getsockname()[1])
+    _print_banner(broker, config, local, lan, workers)
+    if not config.no_browser:
+        _open_browser(local)
+
+
+def _run_workers(config: Config, port_explicit: bool) -> int:
+    """Fork ``config.workers`` processes that share one listening socket and one Redis."""
+    if config.memory:
+        raise StartError(
+            "--workers needs Redis: the in-process broker serves one process. "
+            "Add --redis URL, or leave out --workers."
+        )
+    url = config.redis_url or config.default_redis_url
+    try:
+        probe = open_broker(replace(config, redis_url=url))
+    except BrokerUnavailable as exc:
+        raise StartError(f"--workers needs Redis. {exc}") from None
+    broker = probe.describe()
+    probe.close()
+    config = replace(config, redis_url=url)
+
+    sock = bind(config.host, config.port, port_explicit)
+    # Must be set before any worker imports prometheus_client: each then writes its
+    # figures to files there, and /metrics on any worker sums them.
+    metrics_dir = tempfile.mkdtemp(prefix="chatroom-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    supervisor = _Supervisor(sock, config)
+    try:
+        for _ in range(config.workers):
+            supervisor.spawn()
+        _announce(config, sock, broker, config.workers)
+        return supervisor.watch()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class _Supervisor:
+    """Starts worker processes, replaces one that dies, and stops them all on a signal."""
+
+    def __init__(self, sock: socket.socket, config: Config) -> None:
+        self._sock = sock
+        self._config = config
+        self._workers: dict[int, float] = {}  # pid -> start time
+        self._stopping = gevent.event.Event()
+
+    def spawn(self) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _serve(self._sock, _create_app(self._config, self._sock), self._config)
+            except StartError as exc:
+                print(f"chatroom: {exc}", file=sys.stderr, flush=True)
+                code = 2
+            except BaseException:
+                log.exception("worker %s failed", os.getpid())
+                code = 1
+            finally:
+                os._exit(code)
+        self._workers[pid] = time.monotonic()
+
+    def watch(self) -> int:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            gevent.signal_handler(signum, self._stopping.set)
+        while not self._stopping.wait(0.2):
+            for pid in list(self._workers):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if not done:
+                    continue
+                started = self._workers.pop(pid)
+                _mark_dead(pid)
+                if time.monotonic() - started < 2:
+                    # Dying at once means it cannot start: restarting would loop forever.
+                    print("chatroom: a worker could not start; stopping.", file=sys.stderr)
+                    self._stop_all()
+                    return 1
+                log.warning("worker %s exited (status %s); starting another", pid, status)
+                self.spawn()
+        print("Stopping…", flush=True)
+        self._stop_all()
+        print("Stopped.", flush=True)
+        return 0
+
+    def _stop_all(self) -> None:
+        for pid in self._workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_TIMEOUT + 1.5
+        while self._workers and time.monotonic() < deadline:
+            for pid in list(self._workers):
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    del self._workers[pid]
+            gevent.sleep(0.05)
+        for pid in self._workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        self._workers.clear()
+
+
+def _mark_dead(pid: int) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
+
+
+def _print_banner(
+    broker: str, config: Config, local: str, lan: list[str], workers: int
+) -> None:
+    processes = f" with {workers} workers" if workers > 1 else ""
+    lines = [f"chatroom {__version__} is running{processes}, using {broker}.", ""]
     lines.append(f"  On this computer: {local}")
     lines += [f"  On the network:   {url}" for url in lan]
     if config.host in ("0.0.0.0", "::") and not lan:
