@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 _PORT_TRIES = 20
 # A stop ends streams at once; requests still running get this long.
 _STOP_TIMEOUT = 2.0
+# More worker restarts than this within the window means something is wrong for good.
+_RESTART_LIMIT = 5
+_RESTART_WINDOW = 30.0
 
 
 class ChatServer(WSGIServer):
@@ -154,13 +157,17 @@ def _create_app(config: Config, sock: socket.socket) -> Flask:
         raise StartError(str(exc)) from None
 
 
-def _serve(sock: socket.socket, app: Flask, config: Config) -> None:
-    """Serve on ``sock`` until SIGINT or SIGTERM, then stop gracefully."""
+def _serve(
+    sock: socket.socket, app: Flask, config: Config, parent: int | None = None
+) -> None:
+    """Serve on ``sock`` until SIGINT or SIGTERM (or, for a worker, its parent's end)."""
     chat = app.extensions["chatroom"]
     server = ChatServer(sock, app, log=None, spawn=Pool(), keepalive=config.keepalive)
     stopping = gevent.event.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stopping.set)
+    if parent is not None:
+        gevent.spawn(_stop_when_orphaned, parent, stopping)
     server.start()
     stopping.wait()
     # Stop taking connections, end every stream (browsers reconnect and resume from
@@ -170,6 +177,14 @@ def _serve(sock: socket.socket, app: Flask, config: Config) -> None:
     chat.hub.close_all()
     server.stop(timeout=_STOP_TIMEOUT)
     chat.close()
+
+
+def _stop_when_orphaned(parent: int, stopping: gevent.event.Event) -> None:
+    # A worker whose supervisor was killed outright must not serve on alone.
+    while not stopping.is_set():
+        if os.getppid() != parent:
+            stopping.set()
+        gevent.sleep(1.0)
 
 
 def _announce(config: Config, sock: socket.socket, broker: str, workers: int) -> None:
@@ -216,15 +231,17 @@ class _Supervisor:
     def __init__(self, sock: socket.socket, config: Config) -> None:
         self._sock = sock
         self._config = config
-        self._workers: dict[int, float] = {}  # pid -> start time
+        self._workers: set[int] = set()
         self._stopping = gevent.event.Event()
 
     def spawn(self) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                _serve(self._sock, _create_app(self._config, self._sock), self._config)
+                app = _create_app(self._config, self._sock)
+                _serve(self._sock, app, self._config, parent=parent)
             except StartError as exc:
                 print(f"chatroom: {exc}", file=sys.stderr, flush=True)
                 code = 2
@@ -233,21 +250,26 @@ class _Supervisor:
                 code = 1
             finally:
                 os._exit(code)
-        self._workers[pid] = time.monotonic()
+        self._workers.add(pid)
 
     def watch(self) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, self._stopping.set)
+        restarts: list[float] = []
         while not self._stopping.wait(0.2):
             for pid in list(self._workers):
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if not done:
                     continue
-                started = self._workers.pop(pid)
+                self._workers.discard(pid)
                 _mark_dead(pid)
-                if time.monotonic() - started < 2:
-                    # Dying at once means it cannot start: restarting would loop forever.
-                    print("chatroom: a worker could not start; stopping.", file=sys.stderr)
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < _RESTART_WINDOW] + [now]
+                if (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 2) or (
+                    len(restarts) > _RESTART_LIMIT
+                ):
+                    # It cannot start, or keeps dying: restarting would loop forever.
+                    print("chatroom: workers keep failing; stopping.", file=sys.stderr, flush=True)
                     self._stop_all()
                     return 1
                 log.warning("worker %s exited (status %s); starting another", pid, status)
@@ -265,7 +287,7 @@ class _Supervisor:
         while self._workers and time.monotonic() < deadline:
             for pid in list(self._workers):
                 if os.waitpid(pid, os.WNOHANG)[0]:
-                    del self._workers[pid]
+                    self._workers.discard(pid)
             gevent.sleep(0.05)
         for pid in self._workers:
             with contextlib.suppress(ProcessLookupError):

@@ -32,14 +32,15 @@ def start_server(
     """Start chatroom servers in a mode; each test gets an empty store and stops them all."""
     started: list[ChatServer] = []
 
-    def start(mode: str, **kwargs) -> ChatServer:
+    def start(mode: str, redis: RedisServer | None = None, **kwargs) -> ChatServer:
         redis_url = None
         if mode == "redis":
-            redis = request.getfixturevalue("redis_server")
-            if redis.proc is None:
-                redis.start()
-            if not any(s.mode == "redis" for s in started):
-                redis.flush()
+            if redis is None:
+                redis = request.getfixturevalue("redis_server")
+                if redis.proc is None:
+                    redis.start()
+                if not any(s.mode == "redis" for s in started):
+                    redis.flush()
             redis_url = redis.url
         server = ChatServer(mode, tmp_path / f"data{len(started)}", redis_url, **kwargs)
         started.append(server.start())
@@ -48,6 +49,16 @@ def start_server(
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to kill and restart."""
+    server = RedisServer(tmp_path / "own-redis")
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture(params=MODES)

@@ -64,6 +64,17 @@ class RedisServer:
             self.proc.wait()
             self.proc = None
 
+    def save(self) -> None:
+        """Write a snapshot, as a Redis with persistence would have before it died."""
+        import redis
+
+        redis.Redis.from_url(self.url).save()
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url)
+
     def flush(self) -> None:
         import redis
 
@@ -74,7 +85,7 @@ class ChatServer:
     """``python -m chatroom`` in a subprocess, in one broker mode, on a real socket."""
 
     def __init__(self, mode: str, data_dir: Path, redis_url: str | None = None,
-                 env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+                 env: dict[str, str | None] | None = None, args: list[str] | None = None) -> None:
         self.mode = mode
         self.data_dir = data_dir
         self.redis_url = redis_url
@@ -93,7 +104,7 @@ class ChatServer:
 
     def start(self) -> ChatServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATROOM_")}
-        env.update(self.env)
+        env.update({k: v for k, v in self.env.items() if v is not None})
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - kept open while it runs
         self.proc = subprocess.Popen(self.command(), env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
