@@ -17,6 +17,7 @@ from .events import Draft, Event
 from .hub import Hub
 from .identity import NameHolds
 from .presence import Presence
+from .stats import LiveStats
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Chat:
     hub: Hub
     names: NameHolds
     presence: Presence
+    stats: LiveStats
 
     @property
     def storage(self) -> Storage:
@@ -78,7 +80,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     broker = open_broker(config)
     hub = Hub()
     chat = Chat(
-        config, broker, hub, NameHolds(broker.storage, config.name_hold), Presence(broker)
+        config, broker, hub, NameHolds(broker.storage, config.name_hold), Presence(broker),
+        LiveStats(hub, broker),
     )
     broker.start(hub.deliver, lambda after: hub.resync(broker.storage, after))
     app.extensions["chatroom"] = chat

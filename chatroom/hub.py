@@ -9,6 +9,7 @@ that fills up (a client that stopped reading) is disconnected and resumes later 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,10 @@ log = logging.getLogger(__name__)
 class Listener:
     """One open stream: the channels it follows and the frames waiting to be written."""
 
-    __slots__ = ("_signal", "channels", "closed", "dropped", "greenlet", "limit", "pending", "user")
+    __slots__ = (
+        "_signal", "channels", "closed", "dropped", "greenlet", "limit", "oldest", "pending",
+        "user",
+    )
 
     def __init__(self, channels: Iterable[str], user: User | None, limit: int) -> None:
         self.channels = set(channels)
@@ -43,6 +47,8 @@ class Listener:
         self.limit = limit
         # (id, frame) pairs: the id lets a stream that just replayed skip what it already sent.
         self.pending: list[tuple[int | None, bytes]] = []
+        # When the oldest pending event arrived: the stream measures delivery latency.
+        self.oldest = 0.0
         self.closed = False
         self.dropped = False
         self.greenlet = gevent.getcurrent()
@@ -60,8 +66,10 @@ class Listener:
             if self.greenlet is not gevent.getcurrent():
                 self.greenlet.kill(block=False)
             return False
+        if not self.pending:
+            self.oldest = time.monotonic()
+            self._signal.set()
         self.pending.append((event.id, event.frame))
-        self._signal.set()
         return True
 
     def take(self, timeout: float) -> list[tuple[int | None, bytes]] | None:
@@ -89,7 +97,8 @@ class Hub:
     def __init__(self) -> None:
         self._by_channel: dict[str, set[Listener]] = {}
         self._all: set[Listener] = set()
-        # Plain counters on the hot path; metrics reads them.
+        # Plain counters on the hot path; metrics and the stats page read them.
+        self.events = 0
         self.deliveries = 0
         self.dropped = 0
 
@@ -118,6 +127,8 @@ class Hub:
 
     def deliver(self, event: Event) -> None:
         """Put ``event`` on the buffer of every local listener that follows its channel."""
+        if event.id is not None:
+            self.events += 1
         targets = self._targets(event.channel)
         if not targets:
             return

@@ -23,6 +23,12 @@ def healthz() -> tuple[Response, int]:
     return jsonify(body), 200 if healthy else 503
 
 
+@bp.get("/api/stats")
+def live_stats() -> Response:
+    """The figures of the stats page: listeners, rates, delivery latency, broker."""
+    return jsonify(get_chat().stats.snapshot())
+
+
 @bp.get("/metrics")
 def metrics_text() -> Response:
     """Prometheus text: listeners, events published and delivered, drops, reconnects, requests."""

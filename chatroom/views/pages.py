@@ -16,3 +16,15 @@ def index() -> str:
     if user is None:
         return render_template("login.html")
     return render_template("chat.html", user=user.name)
+
+
+@bp.get("/inspect")
+def inspect() -> str:
+    """Show the wire view: the stream's raw frames beside the events a browser makes of them."""
+    return render_template("inspect.html")
+
+
+@bp.get("/stats")
+def stats() -> str:
+    """Show live statistics, big enough to project."""
+    return render_template("stats.html")

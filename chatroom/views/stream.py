@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
@@ -94,15 +95,23 @@ def _frames(
         if last_id is not None:
             floor = yield from _replay(chat, logged, last_id)
         keepalive = chat.config.keepalive
+        stats = chat.stats
         while True:
             batch = listener.take(keepalive)
             if batch is None:
                 return
+            if not batch:
+                yield sse.KEEPALIVE
+                continue
+            oldest = listener.oldest
             if floor is not None:
                 # Live events that arrived while replaying may have been replayed already.
                 batch = [(i, frame) for i, frame in batch if i is None or i > floor]
                 floor = None
-            yield b"".join(frame for _, frame in batch) if batch else sse.KEEPALIVE
+                if not batch:
+                    continue
+            yield b"".join(frame for _, frame in batch)
+            stats.record_latency(time.monotonic() - oldest)
     except Unavailable:
         # Redis went away while this stream started: end it, the browser retries.
         yield sse.comment("the chat is unavailable, retrying")

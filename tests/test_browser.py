@@ -1,0 +1,182 @@
+"""The pages in a real headless Chromium: chatting, escaping, catch-up, the wire view.
+
+Screenshots of the chat and the wire view are saved in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from services import ChatServer
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise RuntimeError(
+        "Chromium is not installed: run the test command from README.md, which installs "
+        "Debian's chromium package."
+    )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _join(browser: Browser, server: ChatServer, name: str, width: int = 1200) -> Page:
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    page.goto(server.url + "/")
+    page.get_by_label("Your name").fill(name)
+    page.get_by_role("button", name="Join").click()
+    expect(page.locator("#status")).to_have_text("connected")
+    return page
+
+
+def _say(page: Page, text: str) -> None:
+    page.get_by_label("Your message").fill(text)
+    page.get_by_label("Your message").press("Enter")
+    expect(page.get_by_label("Your message")).to_have_value("")
+
+
+def _texts(page: Page) -> list[str]:
+    return page.locator("#messages .message .text").all_text_contents()
+
+
+def test_two_people_chat(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory")
+    ana_name, bo_name = unique("Ana"), unique("Bo")
+    ana = _join(browser, server, ana_name)
+    bo = _join(browser, server, bo_name)
+    _say(ana, "Hello from Ana")
+    expect(bo.locator("#messages")).to_contain_text("Hello from Ana")
+    _say(bo, "Hi Ana!")
+    expect(ana.locator("#messages")).to_contain_text("Hi Ana!")
+    # Presence: each sees the other online, and can write privately.
+    expect(ana.locator("#online")).to_contain_text(bo_name)
+    ana.locator("#online").get_by_role("button", name=bo_name).click()
+    expect(ana.locator("#title")).to_have_text(f"@{bo_name}")
+    _say(ana, "just between us")
+    conversation = bo.locator("#dms").get_by_role("button", name=f"@{ana_name}")
+    expect(conversation).to_contain_text("1")  # an unread marker
+    conversation.click()
+    expect(bo.locator("#messages")).to_contain_text("just between us")
+    expect(bo.locator("#dms .unread")).to_have_count(0)
+    # A room, created by Bo, appears for Ana with its own unread count.
+    bo.get_by_label("New room").fill("maths")
+    bo.get_by_role("button", name="Create").click()
+    expect(bo.locator("#title")).to_have_text("#maths")
+    _say(bo, "first in maths")
+    expect(ana.locator("#rooms")).to_contain_text("#maths")
+    expect(ana.locator("#rooms .unread")).to_have_text("1")
+    ARTIFACTS.mkdir(exist_ok=True)
+    ana.locator("#rooms").get_by_role("button", name="#general").click()
+    ana.screenshot(path=str(ARTIFACTS / "chat.png"))
+    phone = _join(browser, server, unique("Phone"), width=390)
+    expect(phone.locator("#messages")).to_contain_text("Hi Ana!")
+    phone.screenshot(path=str(ARTIFACTS / "chat-phone.png"))
+
+
+def test_markup_is_shown_as_text(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory")
+    evil_name = "<img src=x onerror=alert(1)>"
+    evil_text = "<script>alert('x')</script><b>bold?</b> & <a href=javascript:alert(1)>link</a>"
+    writer = _join(browser, server, evil_name)
+    reader = _join(browser, server, unique("Reader"))
+    _say(writer, evil_text)
+    expect(reader.locator("#messages .text").last).to_have_text(evil_text)
+    expect(reader.locator("#messages .author").last).to_have_text(evil_name)
+    expect(reader.locator("#online")).to_contain_text(evil_name)
+    for page in (writer, reader):
+        assert page.locator("#messages img, #messages script, #messages b, #messages a").count() == 0
+        assert page.locator("#online img").count() == 0
+
+
+def test_a_restart_shows_missed_messages_exactly_once(browser: Browser, start_server, unique):
+    server = start_server("memory")
+    page = _join(browser, server, unique("Stay"))
+    poster = server.visitor(unique("poster"))
+    poster.say("before the restart")
+    expect(page.locator("#messages")).to_contain_text("before the restart")
+    server.stop()
+    expect(page.locator("#status")).not_to_have_text("connected")
+    server.start()
+    missed = [poster.say(f"missed {i}")["text"] for i in range(5)]
+    expect(page.locator("#messages")).to_contain_text("missed 4", timeout=20_000)
+    expect(page.locator("#status")).to_have_text("connected")
+    poster.say("live again")
+    expect(page.locator("#messages")).to_contain_text("live again")
+    texts = _texts(page)
+    assert texts == ["before the restart", *missed, "live again"]
+
+
+def test_errors_show_inline(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory", env={"CHATROOM_RATE_LIMIT": "2/30"})
+    page = _join(browser, server, unique("Fast"))
+    _say(page, "one")
+    _say(page, "two")
+    page.get_by_label("Your message").fill("three")
+    page.get_by_label("Your message").press("Enter")
+    expect(page.locator("#error")).to_contain_text("Slow down")
+    expect(page.get_by_label("Your message")).to_have_value("three")  # kept, not lost
+
+
+def test_the_name_picker_says_when_a_name_is_taken(browser: Browser, start_server, unique):
+    server = start_server("memory")
+    name = unique("Taken")
+    _join(browser, server, name)
+    page = browser.new_context().new_page()
+    page.goto(server.url + "/")
+    page.get_by_label("Your name").fill(name)
+    page.get_by_role("button", name="Join").click()
+    expect(page.locator(".error")).to_contain_text("in use")
+
+
+def test_the_wire_view_shows_frames_and_replays(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory")
+    poster = server.visitor(unique("wire"))
+    page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+    page.goto(server.url + "/inspect")
+    expect(page.locator("#wire-status")).to_have_text("connected")
+    expect(page.locator("#raw")).to_contain_text("retry: 2000")
+    first = poster.say("seen live")
+    expect(page.locator("#raw .f-event")).to_contain_text(["event: message"])
+    expect(page.locator("#raw .f-id").last).to_contain_text(f"id: {first['id']}")
+    expect(page.locator("#parsed li").first).to_contain_text("seen live")
+    page.get_by_role("button", name="Drop connection").click()
+    expect(page.locator("#wire-status")).to_have_text("dropped")
+    poster.say("missed while dropped")
+    expect(page.get_by_label("Last-Event-ID")).to_have_value(str(first["id"]))
+    page.get_by_role("button", name="Connect", exact=True).click()
+    expect(page.locator("#parsed li").first).to_contain_text("missed while dropped")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "wire-view.png"))
+
+
+def test_the_stats_page_updates(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory")
+    page = browser.new_context().new_page()
+    page.goto(server.url + "/stats")
+    expect(page.locator("#broker")).to_contain_text("in-process")
+    with server.stream():
+        expect(page.locator("#listeners")).to_have_text("1", timeout=5000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "stats.png"))
