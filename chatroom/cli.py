@@ -1,16 +1,26 @@
 """The ``chatroom`` command: arguments, settings and the friendly start-up text."""
 
+from __future__ import annotations
+
 from gevent import monkey
 
 # Before anything else imports socket, ssl or threading: greenlets must see patched ones.
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import os  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
+import webbrowser  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .config import DEFAULT_PORT, Config, ConfigError  # noqa: E402
+
+if TYPE_CHECKING:
+    from .server import Ready
 
 _DESCRIPTION = """\
 A real-time chat room for your local network, pushed to browsers with Server-Sent Events.
@@ -59,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chat until it is stopped; return the process's exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    code = _main(argv)
+    if code != 0 and not argv:
+        _keep_window_open()
+    return code
+
+
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         flags = {
@@ -78,10 +96,90 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import server
 
+    def ready(where: Ready) -> None:
+        print(start_up_text(where, config), flush=True)
+        if not config.no_browser:
+            open_browser(where.local)
+
     try:
-        return server.run(config, port_explicit=port_explicit)
+        return server.run(config, port_explicit=port_explicit, on_ready=ready)
     except server.StartError as exc:
         return _fail(str(exc))
+
+
+def start_up_text(where: Ready, config: Config) -> str:
+    """Say in plain words where the chat is, with a QR code of the network address."""
+    workers = f" with {where.workers} workers" if where.workers > 1 else ""
+    lines = [f"chatroom {__version__} is running{workers}, using {where.broker}.", ""]
+    lines.append(f"  On this computer:  {where.local}")
+    lines += [f"  On the network:    {url}" for url in where.lan]
+    if where.lan:
+        lines += ["", "Others on the same network open that address, or scan this code:", ""]
+        lines.append(_qr(where.lan[0]))
+    elif config.host in ("0.0.0.0", "::"):
+        lines.append("  (No network found: only this computer can join.)")
+    lines += ["", f"History and settings are kept in {config.data_dir}"]
+    lines += ["Press Ctrl+C (or close this window) to stop.", ""]
+    return "\n".join(lines)
+
+
+def _qr(url: str) -> str:
+    import io
+
+    import segno
+
+    out = io.StringIO()
+    segno.make(url, error="l").terminal(out, compact=True, border=2)
+    return out.getvalue().rstrip("\n")
+
+
+def open_browser(url: str) -> None:
+    """Open the chat in the default browser, if this computer has a screen."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return
+    # webbrowser may block while a browser starts: keep it off the server's loop.
+    threading.Thread(target=_open, args=(url,), daemon=True).start()
+
+
+def _open(url: str) -> None:
+    env = _browser_environment()
+    if env is not None and sys.platform.startswith("linux"):
+        try:
+            subprocess.Popen(["xdg-open", url], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+            return
+        except OSError:
+            pass
+    webbrowser.open(url)
+
+
+def _browser_environment() -> dict[str, str] | None:
+    """Return the environment without the single-file bundle's library path, if it set one.
+
+    The bundle points LD_LIBRARY_PATH at its own libraries; a browser started with it may
+    load them instead of its own and crash. PyInstaller keeps the original value aside.
+    """
+    if not getattr(sys, "frozen", False):
+        return None
+    env = dict(os.environ)
+    for name in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH"):
+        original = env.pop(f"{name}_ORIG", None)
+        if original is not None:
+            env[name] = original
+        else:
+            env.pop(name, None)
+    return env
+
+
+def _keep_window_open() -> None:
+    # Started by a double-click (no arguments, a terminal of its own): the window would
+    # close with the error in it. Wait for Enter, but never when nobody can press it.
+    if sys.stdin is None or not sys.stdin.isatty():
+        return
+    with contextlib.suppress(EOFError, KeyboardInterrupt):
+        input("Press Enter to close this window.")
 
 
 def _fail(message: str) -> int:

@@ -11,10 +11,9 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
-import webbrowser
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -22,7 +21,6 @@ import gevent.event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
-from . import __version__
 from .broker import BrokerUnavailable, open_broker
 from .config import Config
 
@@ -123,6 +121,16 @@ def lan_addresses() -> list[str]:
     return [a for a in dict.fromkeys(found) if not a.startswith("127.") and a != "0.0.0.0"]
 
 
+@dataclass(frozen=True)
+class Ready:
+    """What the start-up text tells: where the chat is and what serves it."""
+
+    local: str
+    lan: list[str]
+    broker: str
+    workers: int
+
+
 def addresses(host: str, port: int) -> tuple[str, list[str]]:
     """Return the address for this computer and those for others on the network."""
     local = f"http://{'localhost' if host in ('0.0.0.0', '::', '127.0.0.1') else host}:{port}/"
@@ -131,20 +139,30 @@ def addresses(host: str, port: int) -> tuple[str, list[str]]:
     return local, [f"http://{a}:{port}/" for a in lan_addresses()]
 
 
-def run(config: Config, port_explicit: bool = False) -> int:
-    """Serve the chat until SIGINT or SIGTERM; return the exit code."""
+def run(
+    config: Config, port_explicit: bool = False, on_ready: Callable[[Ready], None] = print
+) -> int:
+    """Serve the chat until SIGINT or SIGTERM; return the exit code.
+
+    ``on_ready`` is called once the chat answers, to tell the user where it is.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    # The banner says which broker is used; the app's own log line would repeat it.
+    # The start-up text says which broker is used; the app's own log line would repeat it.
     logging.getLogger("chatroom.app").setLevel(logging.WARNING)
     if config.workers > 1:
-        return _run_workers(config, port_explicit)
+        return _run_workers(config, port_explicit, on_ready)
 
     sock = bind(config.host, config.port, port_explicit)
     app = _create_app(config, sock)
     chat = app.extensions["chatroom"]
-    _announce(config, sock, chat.broker.describe(), workers=1)
-    _serve(sock, app, config)
+    describe = chat.broker.describe()
+    _serve(sock, app, config, ready=lambda: on_ready(_ready(config, sock, describe, 1)))
     return 0
+
+
+def _ready(config: Config, sock: socket.socket, broker: str, workers: int) -> Ready:
+    local, lan = addresses(config.host, sock.getsockname()[1])
+    return Ready(local, lan, broker, workers)
 
 
 def _create_app(config: Config, sock: socket.socket) -> Flask:
@@ -158,7 +176,11 @@ def _create_app(config: Config, sock: socket.socket) -> Flask:
 
 
 def _serve(
-    sock: socket.socket, app: Flask, config: Config, parent: int | None = None
+    sock: socket.socket,
+    app: Flask,
+    config: Config,
+    parent: int | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve on ``sock`` until SIGINT or SIGTERM (or, for a worker, its parent's end)."""
     chat = app.extensions["chatroom"]
@@ -169,7 +191,11 @@ def _serve(
     if parent is not None:
         gevent.spawn(_stop_when_orphaned, parent, stopping)
     server.start()
+    if ready is not None:
+        ready()
     stopping.wait()
+    if ready is not None:
+        log.info("Stopping…")
     # Stop taking connections, end every stream (browsers reconnect and resume from
     # Last-Event-ID), let requests under way finish, and only then close the broker, so
     # that every message answered 201 is stored.
@@ -177,6 +203,8 @@ def _serve(
     chat.hub.close_all()
     server.stop(timeout=_STOP_TIMEOUT)
     chat.close()
+    if ready is not None:
+        log.info("Stopped.")
 
 
 def _stop_when_orphaned(parent: int, stopping: gevent.event.Event) -> None:
@@ -187,14 +215,7 @@ def _stop_when_orphaned(parent: int, stopping: gevent.event.Event) -> None:
         gevent.sleep(1.0)
 
 
-def _announce(config: Config, sock: socket.socket, broker: str, workers: int) -> None:
-    local, lan = addresses(config.host, sock.getsockname()[1])
-    _print_banner(broker, config, local, lan, workers)
-    if not config.no_browser:
-        _open_browser(local)
-
-
-def _run_workers(config: Config, port_explicit: bool) -> int:
+def _run_workers(config: Config, port_explicit: bool, on_ready: Callable[[Ready], None]) -> int:
     """Fork ``config.workers`` processes that share one listening socket and one Redis."""
     if config.memory:
         raise StartError(
@@ -219,7 +240,7 @@ def _run_workers(config: Config, port_explicit: bool) -> int:
     try:
         for _ in range(config.workers):
             supervisor.spawn()
-        _announce(config, sock, broker, config.workers)
+        on_ready(_ready(config, sock, broker, config.workers))
         return supervisor.watch()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -269,14 +290,14 @@ class _Supervisor:
                     len(restarts) > _RESTART_LIMIT
                 ):
                     # It cannot start, or keeps dying: restarting would loop forever.
-                    print("chatroom: workers keep failing; stopping.", file=sys.stderr, flush=True)
+                    log.error("chatroom: workers keep failing; stopping.")
                     self._stop_all()
                     return 1
                 log.warning("worker %s exited (status %s); starting another", pid, status)
                 self.spawn()
-        print("Stopping…", flush=True)
+        log.info("Stopping…")
         self._stop_all()
-        print("Stopped.", flush=True)
+        log.info("Stopped.")
         return 0
 
     def _stop_all(self) -> None:
@@ -300,25 +321,3 @@ def _mark_dead(pid: int) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid)
-
-
-def _print_banner(
-    broker: str, config: Config, local: str, lan: list[str], workers: int
-) -> None:
-    processes = f" with {workers} workers" if workers > 1 else ""
-    lines = [f"chatroom {__version__} is running{processes}, using {broker}.", ""]
-    lines.append(f"  On this computer: {local}")
-    lines += [f"  On the network:   {url}" for url in lan]
-    if config.host in ("0.0.0.0", "::") and not lan:
-        lines.append("  (No network found: only this computer can join.)")
-    lines += ["", f"Data folder: {config.data_dir}", "Press Ctrl+C to stop.", ""]
-    print("\n".join(lines), flush=True)
-
-
-def _open_browser(url: str) -> None:
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        return
-    # webbrowser may block while it starts a browser: keep it off the server's loop.
-    threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
