@@ -10,14 +10,12 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
-import webbrowser  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .config import DEFAULT_PORT, Config, ConfigError  # noqa: E402
+from .startup import open_browser, start_up_text  # noqa: E402
 
 if TYPE_CHECKING:
     from .server import Ready
@@ -105,72 +103,6 @@ def _main(argv: list[str]) -> int:
         return server.run(config, port_explicit=port_explicit, on_ready=ready)
     except server.StartError as exc:
         return _fail(str(exc))
-
-
-def start_up_text(where: Ready, config: Config) -> str:
-    """Say in plain words where the chat is, with a QR code of the network address."""
-    workers = f" with {where.workers} workers" if where.workers > 1 else ""
-    lines = [f"chatroom {__version__} is running{workers}, using {where.broker}.", ""]
-    lines.append(f"  On this computer:  {where.local}")
-    lines += [f"  On the network:    {url}" for url in where.lan]
-    if where.lan:
-        lines += ["", "Others on the same network open that address, or scan this code:", ""]
-        lines.append(_qr(where.lan[0]))
-    elif config.host in ("0.0.0.0", "::"):
-        lines.append("  (No network found: only this computer can join.)")
-    lines += ["", f"History and settings are kept in {config.data_dir}"]
-    lines += ["Press Ctrl+C (or close this window) to stop.", ""]
-    return "\n".join(lines)
-
-
-def _qr(url: str) -> str:
-    import io
-
-    import segno
-
-    out = io.StringIO()
-    segno.make(url, error="l").terminal(out, compact=True, border=2)
-    return out.getvalue().rstrip("\n")
-
-
-def open_browser(url: str) -> None:
-    """Open the chat in the default browser, if this computer has a screen."""
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        return
-    # webbrowser may block while a browser starts: keep it off the server's loop.
-    threading.Thread(target=_open, args=(url,), daemon=True).start()
-
-
-def _open(url: str) -> None:
-    env = _browser_environment()
-    if env is not None and sys.platform.startswith("linux"):
-        try:
-            subprocess.Popen(["xdg-open", url], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-            return
-        except OSError:
-            pass
-    webbrowser.open(url)
-
-
-def _browser_environment() -> dict[str, str] | None:
-    """Return the environment without the single-file bundle's library path, if it set one.
-
-    The bundle points LD_LIBRARY_PATH at its own libraries; a browser started with it may
-    load them instead of its own and crash. PyInstaller keeps the original value aside.
-    """
-    if not getattr(sys, "frozen", False):
-        return None
-    env = dict(os.environ)
-    for name in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH"):
-        original = env.pop(f"{name}_ORIG", None)
-        if original is not None:
-            env[name] = original
-        else:
-            env.pop(name, None)
-    return env
 
 
 def _keep_window_open() -> None:

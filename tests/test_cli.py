@@ -82,7 +82,7 @@ def _serve(args: list[str], env: dict[str, str] | None = None) -> tuple[subproce
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         lines.append(line)
-        found = re.search(r"On this computer: (http://\S+)", line)
+        found = re.search(r"On this computer:\s+(http://\S+)", line)
         if found:
             return proc, found.group(1)
         if not line and proc.poll() is not None:
@@ -133,3 +133,31 @@ def test_every_entry_point_serves_the_same_app(how: str, tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_start_up_text_gives_addresses_and_a_qr_code() -> None:
+    from chatroom.startup import start_up_text
+    from chatroom.config import Config
+    from chatroom.server import Ready
+
+    text = start_up_text(
+        Ready("http://localhost:5000/", ["http://192.168.1.20:5000/"], "the in-process broker", 1),
+        Config(data_dir=Path("/data")),
+    )
+    assert "On this computer:  http://localhost:5000/" in text
+    assert "On the network:    http://192.168.1.20:5000/" in text
+    assert "█" in text  # the QR code
+    alone = start_up_text(Ready("http://localhost:5000/", [], "x", 1), Config())
+    assert "only this computer can join" in alone
+
+
+def test_the_browser_does_not_inherit_the_bundles_library_path(monkeypatch) -> None:
+    from chatroom import startup
+
+    assert startup._browser_environment() is None  # not frozen: nothing to undo
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/tmp/_MEI1234")
+    monkeypatch.setenv("LD_LIBRARY_PATH_ORIG", "/usr/local/lib")
+    assert startup._browser_environment()["LD_LIBRARY_PATH"] == "/usr/local/lib"
+    monkeypatch.delenv("LD_LIBRARY_PATH_ORIG")
+    assert "LD_LIBRARY_PATH" not in startup._browser_environment()

@@ -1,0 +1,81 @@
+"""What a person sees when the chat starts: where it is, a QR code for phones, a browser."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import webbrowser
+from typing import TYPE_CHECKING
+
+from . import __version__
+from .config import Config
+
+if TYPE_CHECKING:
+    from .server import Ready
+
+
+def start_up_text(where: Ready, config: Config) -> str:
+    """Say in plain words where the chat is, with a QR code of the network address."""
+    workers = f" with {where.workers} workers" if where.workers > 1 else ""
+    lines = [f"chatroom {__version__} is running{workers}, using {where.broker}.", ""]
+    lines.append(f"  On this computer:  {where.local}")
+    lines += [f"  On the network:    {url}" for url in where.lan]
+    if where.lan:
+        lines += ["", "Others on the same network open that address, or scan this code:", ""]
+        lines.append(_qr(where.lan[0]))
+    elif config.host in ("0.0.0.0", "::"):
+        lines.append("  (No network found: only this computer can join.)")
+    lines += ["", f"History and settings are kept in {config.data_dir}"]
+    lines += ["Press Ctrl+C (or close this window) to stop.", ""]
+    return "\n".join(lines)
+
+
+def _qr(url: str) -> str:
+    import segno
+
+    out = io.StringIO()
+    segno.make(url, error="l").terminal(out, compact=True, border=2)
+    return out.getvalue().rstrip("\n")
+
+
+def open_browser(url: str) -> None:
+    """Open the chat in the default browser, if this computer has a screen."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return
+    # webbrowser may block while a browser starts: keep it off the server's loop.
+    threading.Thread(target=_open, args=(url,), daemon=True).start()
+
+
+def _open(url: str) -> None:
+    env = _browser_environment()
+    if env is not None and sys.platform.startswith("linux"):
+        try:
+            subprocess.Popen(["xdg-open", url], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+            return
+        except OSError:
+            pass
+    webbrowser.open(url)
+
+
+def _browser_environment() -> dict[str, str] | None:
+    """Return the environment without the single-file bundle's library path, if it set one.
+
+    The bundle points LD_LIBRARY_PATH at its own libraries; a browser started with it may
+    load them instead of its own and crash. PyInstaller keeps the original value aside.
+    """
+    if not getattr(sys, "frozen", False):
+        return None
+    env = dict(os.environ)
+    for name in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH"):
+        original = env.pop(f"{name}_ORIG", None)
+        if original is not None:
+            env[name] = original
+        else:
+            env.pop(name, None)
+    return env

@@ -1,0 +1,108 @@
+"""The single-file executable, built with PyInstaller and used as a double-click would."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from sse_client import SSEStream
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def executable(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pyinstaller")
+    subprocess.run(
+        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
+         "--distpath", str(out / "dist"), "--workpath", str(out / "build"),
+         str(ROOT / "build.spec")],
+        cwd=ROOT, check=True, timeout=600,
+    )
+    binary = out / "dist" / ("chatroom.exe" if os.name == "nt" else "chatroom")
+    assert binary.exists()
+    return binary
+
+
+class Running:
+    """The executable started with no arguments, as a double-click starts it."""
+
+    def __init__(self, binary: Path, home: Path, env: dict[str, str] | None = None) -> None:
+        # A fresh home folder and no display: the per-user data folder lives under it,
+        # and no browser is opened.
+        self.env = {"HOME": str(home), "PATH": os.environ["PATH"], **(env or {})}
+        self.proc = subprocess.Popen([str(binary)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=self.env)
+        self.lines: list[str] = []
+
+    def address(self, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            self.lines.append(line)
+            found = re.search(r"On this computer:\s+(http://\S+)", line)
+            if found:
+                return found.group(1).rstrip("/")
+            if not line:
+                break
+        raise AssertionError("".join(self.lines))
+
+    def stop(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGINT)  # Ctrl+C, or closing the window
+        out, _ = self.proc.communicate(timeout=10)
+        return self.proc.returncode, "".join(self.lines) + out
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "home"
+
+
+def test_double_click_chat_and_history(executable: Path, home: Path) -> None:
+    home.mkdir()
+    app = Running(executable, home)
+    base = app.address()
+    session = requests.Session()
+    assert session.post(base + "/login", json={"username": "teacher"}, timeout=5).ok
+    with SSEStream(base + "/stream") as stream:
+        stream.read_for(0.2)
+        sent = session.post(base + "/api/rooms/general/messages", json={"text": "hello class"},
+                            timeout=5).json()
+        assert stream.wait_messages(1) == [sent]
+    assert "<form" in requests.get(base + "/", timeout=5).text
+    assert requests.get(base + "/static/chat.js", timeout=5).ok  # assets are inside
+    code, out = app.stop()
+    assert code == 0, out
+    assert "in-process broker" in out
+    assert "Stopped." in out
+    assert (home / ".local" / "share" / "chatroom" / "chatroom.sqlite3").exists()
+
+    again = Running(executable, home)
+    base = again.address()
+    history = requests.get(base + "/api/rooms/general/messages", timeout=5).json()["messages"]
+    assert history == [sent]
+    again.stop()
+
+
+def test_a_fatal_error_is_one_sentence_and_never_waits(executable: Path, home: Path) -> None:
+    home.mkdir()
+    began = time.monotonic()
+    done = subprocess.run([str(executable)], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL,
+                          env={"HOME": str(home), "PATH": os.environ["PATH"],
+                               "CHATROOM_PORT": "not-a-port"})
+    assert done.returncode == 2
+    assert time.monotonic() - began < 20
+    assert done.stderr.strip() == (
+        "chatroom: CHATROOM_PORT must be a whole number, not 'not-a-port'."
+    )
+    assert "Press Enter" not in done.stdout + done.stderr
