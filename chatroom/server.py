@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.event
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .broker import BrokerUnavailable, open_broker
 from .config import Config
@@ -38,6 +38,15 @@ _RESTART_LIMIT = 5
 _RESTART_WINDOW = 30.0
 
 
+class ChatHandler(WSGIHandler):
+    """pywsgi's handler, telling the app the client's socket (streams write to it directly)."""
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        environ["chatroom.socket"] = self.socket
+        return environ
+
+
 class ChatServer(WSGIServer):
     """pywsgi with Nagle's algorithm off on every connection.
 
@@ -45,6 +54,8 @@ class ChatServer(WSGIServer):
     body then waits for the client's delayed ACK (40 ms on Linux) on every request, and
     small SSE frames would wait the same way.
     """
+
+    handler_class = ChatHandler
 
     def __init__(self, *args: Any, keepalive: float = 15.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

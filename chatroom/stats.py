@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -10,10 +9,6 @@ import gevent
 if TYPE_CHECKING:
     from .broker import Broker
     from .hub import Hub
-
-# Latency samples kept: the last this many writes to streams.
-_SAMPLES = 2000
-
 
 def _percentile(values: list[float], share: float) -> float | None:
     if not values:
@@ -28,19 +23,14 @@ class LiveStats:
     def __init__(self, hub: Hub, broker: Broker) -> None:
         self._hub = hub
         self._broker = broker
-        self._latencies: deque[float] = deque(maxlen=_SAMPLES)
         self._rates = {"events": 0.0, "deliveries": 0.0}
         self._sampler: gevent.Greenlet | None = None
-
-    def record_latency(self, seconds: float) -> None:
-        """Note how long the oldest event of one write waited for it."""
-        self._latencies.append(seconds)
 
     def snapshot(self) -> dict[str, Any]:
         """Return the figures the stats page shows."""
         if self._sampler is None:
             self._sampler = gevent.spawn(self._sample_forever)
-        samples = list(self._latencies)
+        samples = list(self._hub.fanout_seconds)
         p50, p99 = _percentile(samples, 0.5), _percentile(samples, 0.99)
         return {
             "broker": self._broker.kind,

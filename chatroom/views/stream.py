@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, request
 
@@ -37,8 +37,14 @@ def stream() -> Response:
         body = sse.encode(retry=RETRY_MS) + sse.comment("the chat is unavailable, retrying")
         return Response(body, mimetype="text/event-stream", headers=_HEADERS)
     return Response(
-        _frames(chat, rooms, user, last_id), mimetype="text/event-stream", headers=_HEADERS
+        _frames(chat, rooms, user, last_id, request.environ),
+        mimetype="text/event-stream", headers=_HEADERS,
     )
+
+
+def request_socket(environ: dict[str, Any]) -> Any:
+    """Return the client's socket, if the server tells it (ours and gunicorn's do)."""
+    return environ.get("chatroom.socket") or environ.get("gunicorn.socket")
 
 
 def _last_event_id() -> int | None:
@@ -72,7 +78,8 @@ def _rooms(chat: Chat, resuming: bool) -> list[str]:
 
 
 def _frames(
-    chat: Chat, rooms: list[str], user: User | None, last_id: int | None
+    chat: Chat, rooms: list[str], user: User | None, last_id: int | None,
+    environ: dict[str, Any],
 ) -> Iterator[bytes]:
     # Runs in the greenlet that serves the request, which the listener records so that
     # a full buffer can end a write that is stuck on a client that stopped reading.
@@ -91,27 +98,38 @@ def _frames(
             chat.presence.connected(rooms, user.name)
             online = True
         yield b"".join(chat.presence.snapshot(room).frame for room in rooms)
-        floor = None
         if last_id is not None:
             floor = yield from _replay(chat, logged, last_id)
+            # Live events that arrived while replaying may have been replayed already.
+            batch = listener.take(0)
+            if batch is None:
+                return
+            fresh = [frame for i, frame in batch if i is None or i > floor]
+            if fresh:
+                yield b"".join(fresh)
         keepalive = chat.config.keepalive
-        stats = chat.stats
+        sock = request_socket(environ)
+        if sock is None:
+            # A server that does not tell the socket: every write goes through it.
+            while True:
+                batch = listener.take(keepalive)
+                if batch is None:
+                    return
+                yield b"".join(frame for _, frame in batch) if batch else sse.KEEPALIVE
+        # The headers and first frames have gone out through the server: from here on,
+        # deliveries go straight to the socket, and this greenlet only writes what a
+        # full socket held back, and the keep-alives.
+        listener.write_directly(sock, chunked=environ.get("SERVER_PROTOCOL") != "HTTP/1.0")
         while True:
             batch = listener.take(keepalive)
             if batch is None:
                 return
-            if not batch:
-                yield sse.KEEPALIVE
-                continue
-            oldest = listener.oldest
-            if floor is not None:
-                # Live events that arrived while replaying may have been replayed already.
-                batch = [(i, frame) for i, frame in batch if i is None or i > floor]
-                floor = None
-                if not batch:
-                    continue
-            yield b"".join(frame for _, frame in batch)
-            stats.record_latency(time.monotonic() - oldest)
+            if batch:
+                listener.send_batch(b"".join(frame for _, frame in batch))
+            elif listener.partial:
+                listener.send_batch(b"")
+            else:
+                listener.send_batch(sse.KEEPALIVE)
     except Unavailable:
         # Redis went away while this stream started: end it, the browser retries.
         yield sse.comment("the chat is unavailable, retrying")
