@@ -89,7 +89,7 @@ class Draft:
 class Event:
     """One event with its frame encoded once, ready to be written to any number of streams."""
 
-    __slots__ = ("_chunk", "channel", "data", "frame", "id", "kind")
+    __slots__ = ("channel", "data", "frame", "id", "kind")
 
     def __init__(self, id: int | None, channel: str, kind: str, data: str) -> None:
         self.id = id
@@ -97,14 +97,6 @@ class Event:
         self.kind = kind
         self.data = data
         self.frame = sse.encode(data, event=kind, id=id)
-        self._chunk: bytes | None = None
-
-    @property
-    def chunk(self) -> bytes:
-        """Return the frame as one HTTP/1.1 chunk, built once, for streams written directly."""
-        if self._chunk is None:
-            self._chunk = b"%x\r\n%s\r\n" % (len(self.frame), self.frame)
-        return self._chunk
 
     @classmethod
     def from_record(cls, record: str | bytes) -> Event:

@@ -37,16 +37,17 @@ log = logging.getLogger(__name__)
 class Listener:
     """One open stream: the channels it follows and the frames waiting to be written.
 
-    Once its stream has sent its first frames, a listener can be given the connection's
-    socket (:meth:`write_directly`). From then on, an event is written to the socket by
-    the process that received it, with one non-blocking ``send()``, while the socket
-    takes it; the stream's greenlet is woken only when the socket is full or the
-    keep-alive is due. That spares a greenlet switch and a WSGI write per delivery.
+    Once its stream has sent its first frames, a listener can be handed the connection's
+    socket (:meth:`Hub.write_directly`). From then on its events are written by the hub,
+    once per turn of the event loop: every frame that arrived for it since the last turn
+    goes out in one non-blocking ``send()``. The stream's greenlet is woken only when the
+    socket is full or a keep-alive is due: no greenlet switch and no WSGI write per
+    delivery, and under load several frames share one system call.
     """
 
     __slots__ = (
-        "_signal", "busy", "channels", "chunked", "closed", "dropped", "greenlet", "limit",
-        "partial", "pending", "sock", "user",
+        "_dirty", "_signal", "busy", "channels", "chunked", "closed", "dropped", "greenlet",
+        "limit", "outgoing", "partial", "pending", "sock", "user", "writes",
     )
 
     def __init__(self, channels: Iterable[str], user: User | None, limit: int) -> None:
@@ -59,37 +60,27 @@ class Listener:
         self.dropped = False
         self.greenlet = gevent.getcurrent()
         self._signal = Signal()
-        self.sock: Any = None  # set by write_directly()
+        self.sock: Any = None
         self.chunked = False
-        # What a non-blocking send left unwritten (framed already), and whether the
-        # stream's greenlet is writing: in either case others must queue behind it.
+        self._dirty: list[Listener] | None = None
+        # Frames for the hub's next flush; what a send left unwritten (framed already);
+        # whether the stream's greenlet is writing; how many flushes went out.
+        self.outgoing: list[bytes] = []
         self.partial = b""
         self.busy = False
-
-    def write_directly(self, sock: Any, chunked: bool) -> None:
-        """Let deliveries go straight to ``sock``, as HTTP chunks if ``chunked``."""
-        self.chunked = chunked
-        self.sock = sock
+        self.writes = 0
 
     def push(self, event: Event) -> bool:
-        """Send or queue ``event``; return False if the buffer was full and it is now dropped."""
+        """Queue ``event``; return False if the buffer was full and the listener is now dropped."""
         if self.closed:
             return True
-        if self.sock is not None and not self.pending and not self.partial and not self.busy:
-            data = event.chunk if self.chunked else event.frame
-            try:
-                sent = self.sock.send(data, 0, 0.0)  # timeout 0: never wait
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self.close()  # the client is gone; its stream cleans up
+        if self._dirty is not None and not self.pending and not self.partial and not self.busy:
+            if not self.outgoing:
+                self._dirty.append(self)
+            self.outgoing.append(event.frame)
+            if len(self.outgoing) < self.limit:
                 return True
-            if sent == len(data):
-                return True
-            self.partial = data[sent:]
-            self._signal.set()
-            return True
-        if len(self.pending) >= self.limit:
+        if len(self.pending) + len(self.outgoing) >= self.limit:
             self.dropped = True
             self.close()
             # The stream's greenlet may be stuck writing to a client that stopped reading:
@@ -101,6 +92,31 @@ class Listener:
             self._signal.set()
         self.pending.append((event.id, event.frame))
         return True
+
+    def flush(self) -> None:
+        """Send what arrived since the last flush, without ever waiting for the socket."""
+        frames, self.outgoing = self.outgoing, []
+        if self.closed or not frames:
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        if self.pending or self.partial or self.busy:
+            # The stream's greenlet is writing: queue behind it, in order.
+            self.pending.append((None, data))
+            self._signal.set()
+            return
+        if self.chunked:
+            data = b"%x\r\n%s\r\n" % (len(data), data)
+        try:
+            sent = self.sock.send(data, 0, 0.0)  # timeout 0: never wait
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.close()  # the client is gone; its stream cleans up
+            return
+        self.writes += 1
+        if sent < len(data):
+            self.partial = data[sent:]
+            self._signal.set()
 
     def take(self, timeout: float) -> list[tuple[int | None, bytes]] | None:
         """Wait up to ``timeout`` seconds for events.
@@ -116,7 +132,7 @@ class Listener:
         return batch
 
     def send_batch(self, frames: bytes) -> None:
-        """Write what a direct send left over, then ``frames``, blocking this greenlet only."""
+        """Write what a flush left over, then ``frames``, blocking this greenlet only."""
         if frames and self.chunked:
             frames = b"%x\r\n%s\r\n" % (len(frames), frames)
         data, self.partial = self.partial + frames, b""
@@ -125,6 +141,7 @@ class Listener:
             self.sock.sendall(data)
         finally:
             self.busy = False
+        self.writes += 1
 
     def close(self) -> None:
         """End the stream at its next wake-up."""
@@ -142,9 +159,19 @@ class Hub:
         self.events = 0
         self.deliveries = 0
         self.dropped = 0
-        # Seconds each recent fan-out took, first listener to last: the delivery latency
-        # this process adds.
+        # Seconds from an event's arrival to the end of the flush that sent it, recent
+        # flushes: the delivery latency this process adds.
         self.fanout_seconds: deque[float] = deque(maxlen=2000)
+        self._dirty: list[Listener] = []
+        self._flush_due = False
+        self._first_queued = 0.0
+        self._loop = gevent.get_hub().loop
+
+    def write_directly(self, listener: Listener, sock: Any, chunked: bool) -> None:
+        """From now on, send ``listener``'s events straight to ``sock`` (HTTP chunks if asked)."""
+        listener.sock = sock
+        listener.chunked = chunked
+        listener._dirty = self._dirty
 
     def __len__(self) -> int:
         return len(self._all)
@@ -176,15 +203,26 @@ class Hub:
         targets = self._targets(event.channel)
         if not targets:
             return
-        started = time.monotonic()
+        if not self._dirty:
+            self._first_queued = time.monotonic()
         dropped = [listener for listener in targets if not listener.push(event)]
-        self.fanout_seconds.append(time.monotonic() - started)
+        if self._dirty and not self._flush_due:
+            # Once this greenlet yields: events that arrive meanwhile share the flush.
+            self._flush_due = True
+            self._loop.run_callback(self._flush)
         self.deliveries += len(targets) - len(dropped)
         for listener in dropped:
             self.dropped += 1
             self.remove(listener)
         if event.kind == "room_closed":
             self._move_to_general(event.payload()["room"])
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        dirty, self._dirty[:] = list(self._dirty), []
+        for listener in dirty:
+            listener.flush()
+        self.fanout_seconds.append(time.monotonic() - self._first_queued)
 
     def resync(self, storage: Storage, after: int) -> int:
         """Deliver what storage holds after id ``after`` for local listeners; return the last id."""

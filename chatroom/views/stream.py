@@ -119,8 +119,9 @@ def _frames(
         # The headers and first frames have gone out through the server: from here on,
         # deliveries go straight to the socket, and this greenlet only writes what a
         # full socket held back, and the keep-alives.
-        listener.write_directly(sock, chunked=environ.get("SERVER_PROTOCOL") != "HTTP/1.0")
+        chat.hub.write_directly(listener, sock, environ.get("SERVER_PROTOCOL") != "HTTP/1.0")
         while True:
+            writes = listener.writes
             batch = listener.take(keepalive)
             if batch is None:
                 return
@@ -128,7 +129,7 @@ def _frames(
                 listener.send_batch(b"".join(frame for _, frame in batch))
             elif listener.partial:
                 listener.send_batch(b"")
-            else:
+            elif listener.writes == writes:  # nothing went out for a whole interval
                 listener.send_batch(sse.KEEPALIVE)
     except Unavailable:
         # Redis went away while this stream started: end it, the browser retries.
