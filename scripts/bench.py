@@ -1,0 +1,286 @@
+"""Benchmark a chatroom server: deliveries per second, delivery latency, memory per listener.
+
+    python scripts/bench.py --listeners 1000 --mode memory --saturate
+    python scripts/bench.py --listeners 1000 --mode redis --rate 20
+    python scripts/bench.py --listeners 10000 --mode memory --rate 2 --duration 5
+
+It starts the server itself (`--mode memory` or `--mode redis`, Redis on a free port) on
+CPU 0 and runs its own load client on CPU 1: one process, one epoll loop, raw sockets,
+frames counted with bytes.count, so that the server, not the client, is the limit
+(Locust's clients are far too slow for this). Listeners open `/stream`; posters send
+`POST /api/rooms/general/messages` as fast as they can (`--saturate`, `--posters` keep-alive
+connections) or at `--rate` messages per second. Each text carries its send time; a sample
+of listeners reads it back for the latency (post to event received). Memory per listener
+is the server's resident memory growth while the listeners connect, divided by their number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = re.compile(rb"bm(\d+)_")
+FRAME = b"event: message"
+SAMPLED = 20
+READ_SIZE = 65536
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
+        os.sched_setaffinity(0, {cpu})
+
+
+def wait_http(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                if b" 200 " in s.recv(4096):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+def start_server(mode: str, work: Path) -> tuple[subprocess.Popen, int, list[subprocess.Popen]]:
+    port, extra, helpers = free_port(), [], []
+    if mode == "redis":
+        redis_port = free_port()
+        helpers.append(subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(redis_port),
+             "--save", "", "--appendonly", "no", "--maxclients", "20000"],
+            stdout=subprocess.DEVNULL))
+        time.sleep(0.5)
+        extra = ["--redis", f"redis://127.0.0.1:{redis_port}/0"]
+    else:
+        extra = ["--memory"]
+    env = {**os.environ, "CHATROOM_RATE_LIMIT": "off"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "chatroom", "--host", "127.0.0.1", "--port", str(port),
+         "--no-browser", "--data-dir", str(work), *extra],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: pin(0),
+    )
+    wait_http(port)
+    return server, port, helpers
+
+
+def request(method: str, path: str, body: bytes = b"", cookie: str = "") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: bench"]
+    if cookie:
+        lines.append(f"Cookie: {cookie}")
+    if body:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def login(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(request("POST", "/login", json.dumps({"username": "bench"}).encode()))
+        head = s.recv(65536).decode("latin-1")
+    return re.search(r"Set-Cookie: ([^;]+)", head).group(1)
+
+
+class Listener:
+    def __init__(self, port: int, sampled: bool) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setblocking(False)
+        self.sock.sendall(request("GET", "/stream?room=general"))
+        self.sampled = sampled
+        self.count = 0
+        self.tail = b""
+
+    def feed(self, data: bytes, latencies: list[float]) -> None:
+        """Count the message frames in ``data`` (C-speed), and sample their latency."""
+        self.count += data.count(FRAME)
+        # A marker split across two reads is counted where the two halves meet.
+        self.count += (self.tail + data[: len(FRAME) - 1]).count(FRAME)
+        self.tail = data[-(len(FRAME) - 1):]
+        if self.sampled:
+            now = time.monotonic_ns() // 1000
+            latencies.extend((now - int(m.group(1))) / 1000 for m in MARK.finditer(data))
+
+
+def run(args: argparse.Namespace, port: int, server_pid: int | None) -> dict:
+    pin(1)
+    cookie = login(port)
+    before = rss_kib(server_pid) if server_pid else 0
+    listeners, epoll = [], select.epoll()
+    by_fd: dict[int, Listener] = {}
+    for i in range(args.listeners):
+        listener = Listener(port, i < SAMPLED)
+        listeners.append(listener)
+        by_fd[listener.sock.fileno()] = listener
+        epoll.register(listener.sock.fileno(), select.EPOLLIN)
+        if i % 500 == 499:
+            time.sleep(0.05)  # let the server accept
+    latencies: list[float] = []
+
+    def pump(timeout: float) -> None:
+        for fd, _ in epoll.poll(timeout):
+            listener = by_fd.get(fd)
+            if listener is None:  # a poster's last reply
+                epoll.unregister(fd)
+                continue
+            try:
+                data = listener.sock.recv(READ_SIZE)
+            except BlockingIOError:
+                continue
+            if not data:
+                epoll.unregister(fd)
+                continue
+            listener.feed(data, latencies)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(not listener.tail for listener in listeners):
+        pump(0.05)
+    time.sleep(0.5)
+    pump(0.05)
+    after = rss_kib(server_pid) if server_pid else 0
+
+    posters = [socket.create_connection(("127.0.0.1", port)) for _ in range(args.posters)]
+    for poster in posters:
+        poster.setblocking(False)
+        epoll.register(poster.fileno(), select.EPOLLIN)
+    poster_fds = {p.fileno(): p for p in posters}
+    waiting = dict.fromkeys(poster_fds, False)
+    replies = dict.fromkeys(poster_fds, b"")
+
+    def post(fd: int) -> None:
+        body = json.dumps({"text": f"bm{time.monotonic_ns() // 1000}_"}).encode()
+        poster_fds[fd].sendall(request("POST", "/api/rooms/general/messages", body, cookie))
+        waiting[fd] = True
+
+    for listener in listeners:
+        listener.count = 0
+    latencies.clear()
+    sent, started = 0, time.monotonic()
+    end = started + args.duration
+    interval = None if args.saturate else 1 / args.rate
+    next_post = started
+    while time.monotonic() < end:
+        if interval is None:
+            for fd in poster_fds:
+                if not waiting[fd]:
+                    post(fd)
+                    sent += 1
+        elif time.monotonic() >= next_post:
+            fd = next((f for f in poster_fds if not waiting[f]), None)
+            if fd is not None:
+                post(fd)
+                sent += 1
+            next_post += interval
+        for fd, _ in epoll.poll(0.001 if interval is None else min(0.01, interval)):
+            if fd in poster_fds:
+                replies[fd] += poster_fds[fd].recv(65536)
+                head, sep, body = replies[fd].partition(b"\r\n\r\n")
+                size = re.search(rb"Content-Length: (\d+)", head)
+                if sep and size and len(body) >= int(size.group(1)):
+                    replies[fd] = body[int(size.group(1)):]
+                    waiting[fd] = False
+                continue
+            listener = by_fd[fd]
+            try:
+                data = listener.sock.recv(READ_SIZE)
+            except BlockingIOError:
+                continue
+            listener.feed(data, latencies)
+    elapsed = time.monotonic() - started
+    drain_end = time.monotonic() + 15
+    expected = sent * len(listeners)
+    while time.monotonic() < drain_end:
+        got = sum(listener.count for listener in listeners)
+        if got >= expected:
+            break
+        pump(0.05)
+    got = sum(listener.count for listener in listeners)
+    latencies.sort()
+
+    def pct(p: float) -> float | None:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2) \
+            if latencies else None
+
+    return {
+        "listeners": len(listeners), "posts": sent, "posts_per_s": round(sent / elapsed, 1),
+        "deliveries": got, "expected": expected,
+        "deliveries_per_s": round(got / elapsed),
+        "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99),
+                       "max": pct(1.0), "median": statistics.median(latencies)
+                       if latencies else None},
+        "kib_per_listener": round((after - before) / len(listeners), 1) if server_pid else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listeners", type=int, default=1000)
+    parser.add_argument("--mode", choices=["memory", "redis"], default="memory")
+    parser.add_argument("--url", help="benchmark a running server instead, e.g. http://127.0.0.1:5000")
+    parser.add_argument("--pid", type=int, help="with --url: the server's pid, for memory")
+    load = parser.add_mutually_exclusive_group()
+    load.add_argument("--saturate", action="store_true", help="post as fast as possible")
+    load.add_argument("--rate", type=float, default=20, help="messages per second (default 20)")
+    parser.add_argument("--posters", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=10)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.listeners + 1000)), hard))
+    helpers: list[subprocess.Popen] = []
+    server = None
+    with tempfile.TemporaryDirectory() as work:
+        try:
+            if args.url:
+                port, pid = int(args.url.rsplit(":", 1)[1].strip("/")), args.pid
+            else:
+                server, port, helpers = start_server(args.mode, Path(work))
+                pid = server.pid
+            result = run(args, port, pid)
+        finally:
+            for proc in [server, *helpers]:
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(10)
+    load_text = "as fast as possible" if args.saturate else f"{args.rate:g} msg/s"
+    print(f"{result['listeners']} listeners, {args.mode if not args.url else args.url}, "
+          f"{load_text} for {args.duration:g} s")
+    print(f"  posts:       {result['posts']} ({result['posts_per_s']}/s)")
+    print(f"  deliveries:  {result['deliveries']} of {result['expected']} expected, "
+          f"{result['deliveries_per_s']}/s")
+    lat = result["latency_ms"]
+    print(f"  latency ms:  p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  max {lat['max']}")
+    if result["kib_per_listener"] is not None:
+        print(f"  memory:      {result['kib_per_listener']} KiB per listener (server RSS growth)")
+    print(json.dumps(result))
+    return 0 if result["deliveries"] >= result["expected"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
