@@ -78,7 +78,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False
 
     broker = open_broker(config)
-    hub = Hub()
+    hub = Hub(config.keepalive)
     chat = Chat(
         config, broker, hub, NameHolds(broker.storage, config.name_hold), Presence(broker),
         LiveStats(hub, broker),

@@ -8,14 +8,17 @@ that fills up (a client that stopped reading) is disconnected and resumes later 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import Event as Signal
+from gevent.pool import Group
 
 from .events import (
     ROOMS_CHANNEL,
@@ -25,6 +28,7 @@ from .events import (
     room_channel,
     user_channel,
 )
+from .sse import KEEPALIVE
 from .storage import GENERAL
 
 if TYPE_CHECKING:
@@ -37,17 +41,19 @@ log = logging.getLogger(__name__)
 class Listener:
     """One open stream: the channels it follows and the frames waiting to be written.
 
-    Once its stream has sent its first frames, a listener can be handed the connection's
-    socket (:meth:`Hub.write_directly`). From then on its events are written by the hub,
-    once per turn of the event loop: every frame that arrived for it since the last turn
-    goes out in one non-blocking ``send()``. The stream's greenlet is woken only when the
-    socket is full or a keep-alive is due: no greenlet switch and no WSGI write per
-    delivery, and under load several frames share one system call.
+    A stream starts in the greenlet that serves its request, which writes the first
+    frames (retry, presence, replay) through the WSGI server. Then the hub takes the
+    connection over (:meth:`Hub.take_over`) and the request's greenlet ends: from then on
+    the hub writes the listener's events itself, once per turn of the event loop, every
+    frame that arrived since the last turn in one non-blocking ``send()``. A greenlet is
+    spawned only while a socket is full, to finish the write. A waiting stream thus costs
+    no greenlet, no request objects, no read buffer: a socket and this object.
     """
 
     __slots__ = (
-        "_dirty", "_signal", "busy", "channels", "chunked", "closed", "dropped", "greenlet",
-        "limit", "outgoing", "partial", "pending", "sock", "user", "writes",
+        "_dirty", "_on_close", "_signal", "_writer", "channels", "chunked", "closed",
+        "dropped", "greenlet", "last_write", "limit", "outgoing", "partial", "pending", "sock",
+        "user",
     )
 
     def __init__(self, channels: Iterable[str], user: User | None, limit: int) -> None:
@@ -58,39 +64,41 @@ class Listener:
         self.pending: list[tuple[int | None, bytes]] = []
         self.closed = False
         self.dropped = False
-        self.greenlet = gevent.getcurrent()
+        self.greenlet: gevent.Greenlet | None = gevent.getcurrent()
         self._signal = Signal()
+        # Set when the hub takes the connection over.
         self.sock: Any = None
         self.chunked = False
         self._dirty: list[Listener] | None = None
+        self._on_close: Callable[[], None] | None = None
+        self._writer: gevent.Greenlet | None = None
         # Frames for the hub's next flush; what a send left unwritten (framed already);
-        # whether the stream's greenlet is writing; how many flushes went out.
+        # when something was last written (a keep-alive is due after an interval without).
         self.outgoing: list[bytes] = []
         self.partial = b""
-        self.busy = False
-        self.writes = 0
+        self.last_write = 0.0
 
     def push(self, event: Event) -> bool:
-        """Queue ``event``; return False if the buffer was full and the listener is now dropped."""
+        """Queue ``event``; return False if the buffer is full (the hub then drops it)."""
+        return self.queue(event.id, event.frame)
+
+    def queue(self, event_id: int | None, frame: bytes) -> bool:
+        """Queue one frame; return False if the buffer is full."""
         if self.closed:
             return True
-        if self._dirty is not None and not self.pending and not self.partial and not self.busy:
-            if not self.outgoing:
-                self._dirty.append(self)
-            self.outgoing.append(event.frame)
-            if len(self.outgoing) < self.limit:
-                return True
         if len(self.pending) + len(self.outgoing) >= self.limit:
             self.dropped = True
-            self.close()
-            # The stream's greenlet may be stuck writing to a client that stopped reading:
-            # only an exception gets it out, and its cleanup then closes the socket.
-            if self.greenlet is not gevent.getcurrent():
-                self.greenlet.kill(block=False)
             return False
+        if self._dirty is not None and not self.pending and not self.partial:
+            if not self.outgoing:
+                self._dirty.append(self)
+            self.outgoing.append(frame)
+            return True
         if not self.pending:
             self._signal.set()
-        self.pending.append((event.id, event.frame))
+        self.pending.append((event_id, frame))
+        if self._dirty is not None and self._writer is None:
+            self._writer = gevent.spawn(self._drain)
         return True
 
     def flush(self) -> None:
@@ -99,10 +107,9 @@ class Listener:
         if self.closed or not frames:
             return
         data = frames[0] if len(frames) == 1 else b"".join(frames)
-        if self.pending or self.partial or self.busy:
-            # The stream's greenlet is writing: queue behind it, in order.
+        if self.pending or self.partial or self._writer is not None:
+            # A writer is finishing an earlier write: queue behind it, in order.
             self.pending.append((None, data))
-            self._signal.set()
             return
         if self.chunked:
             data = b"%x\r\n%s\r\n" % (len(data), data)
@@ -111,19 +118,35 @@ class Listener:
         except BlockingIOError:
             sent = 0
         except OSError:
-            self.close()  # the client is gone; its stream cleans up
+            self.shut()  # the client is gone
             return
-        self.writes += 1
+        self.last_write = time.monotonic()
         if sent < len(data):
             self.partial = data[sent:]
-            self._signal.set()
+            self._writer = gevent.spawn(self._drain)
+
+    def _drain(self) -> None:
+        # Runs only while the socket is full: writes, in order, what the flushes could not.
+        try:
+            while self.partial or self.pending:
+                frames = b"".join(frame for _, frame in self.pending)
+                self.pending = []
+                if frames and self.chunked:
+                    frames = b"%x\r\n%s\r\n" % (len(frames), frames)
+                data, self.partial = self.partial + frames, b""
+                self.sock.sendall(data)
+                self.last_write = time.monotonic()
+        except OSError:
+            self.shut()
+        finally:
+            self._writer = None
 
     def take(self, timeout: float) -> list[tuple[int | None, bytes]] | None:
-        """Wait up to ``timeout`` seconds for events.
+        """Wait up to ``timeout`` seconds for events (before the hub takes over).
 
         Return what is pending ([] if nothing came), or None once the listener is closed.
         """
-        if not self.pending and not self.partial and not self.closed:
+        if not self.pending and not self.closed:
             self._signal.wait(timeout)
         if self.closed:
             return None
@@ -131,28 +154,48 @@ class Listener:
         self._signal.clear()
         return batch
 
-    def send_batch(self, frames: bytes) -> None:
-        """Write what a flush left over, then ``frames``, blocking this greenlet only."""
-        if frames and self.chunked:
-            frames = b"%x\r\n%s\r\n" % (len(frames), frames)
-        data, self.partial = self.partial + frames, b""
-        self.busy = True
-        try:
-            self.sock.sendall(data)
-        finally:
-            self.busy = False
-        self.writes += 1
-
     def close(self) -> None:
-        """End the stream at its next wake-up."""
+        """End the stream: at once once the hub has it, else at its greenlet's next wake-up."""
+        if self.sock is not None:
+            self.shut(goodbye=True)
+            return
         self.closed = True
         self._signal.set()
+
+    def drop(self) -> None:
+        """Disconnect a listener whose buffer is full; it resumes with Last-Event-ID."""
+        if self.sock is not None:
+            self.shut()
+            return
+        self.close()
+        # The stream's greenlet may be stuck writing to a client that stopped reading:
+        # only an exception gets it out, and its cleanup then closes the socket.
+        if self.greenlet is not None and self.greenlet is not gevent.getcurrent():
+            self.greenlet.kill(block=False)
+
+    def shut(self, goodbye: bool = False) -> None:
+        """Close the connection the hub holds, once, and run the stream's cleanup."""
+        if self.closed:
+            return
+        self.closed = True
+        if goodbye and self.chunked and not self.partial and not self.pending:
+            # The end of the chunked body: the browser sees a clean end and reconnects.
+            with contextlib.suppress(OSError):
+                self.sock.send(b"0\r\n\r\n", 0, 0.0)
+        if self._writer is not None and self._writer is not gevent.getcurrent():
+            self._writer.kill(block=False)
+        self.sock.close()
+        if self._on_close is not None:
+            self._on_close()
 
 
 class Hub:
     """The listeners of one process, indexed by channel."""
 
-    def __init__(self) -> None:
+    def __init__(self, keepalive: float = 15.0) -> None:
+        self._keepalive = keepalive
+        self._ticker: gevent.Greenlet | None = None
+        self._closing = Group()
         self._by_channel: dict[str, set[Listener]] = {}
         self._all: set[Listener] = set()
         # Plain counters on the hot path; metrics and the stats page read them.
@@ -167,11 +210,38 @@ class Hub:
         self._first_queued = 0.0
         self._loop = gevent.get_hub().loop
 
-    def write_directly(self, listener: Listener, sock: Any, chunked: bool) -> None:
-        """From now on, send ``listener``'s events straight to ``sock`` (HTTP chunks if asked)."""
+    def take_over(
+        self, listener: Listener, sock: Any, chunked: bool, on_close: Callable[[], None]
+    ) -> None:
+        """Write ``listener``'s stream from now on to ``sock`` (as HTTP chunks if ``chunked``).
+
+        ``on_close`` runs once when the connection ends, whoever ends it.
+        """
         listener.sock = sock
         listener.chunked = chunked
+        listener.greenlet = None
+        listener.last_write = time.monotonic()
+        # The cleanup may wait on storage, and a connection can end inside the event
+        # loop's own callback (a flush), which must never wait: it runs in a greenlet.
+        listener._on_close = functools.partial(self._closing.spawn, on_close)
         listener._dirty = self._dirty
+        if listener.pending:
+            listener._writer = gevent.spawn(listener._drain)
+        if self._ticker is None:
+            self._ticker = gevent.spawn(self._keep_alive)
+
+    def _keep_alive(self) -> None:
+        # One timer for every stream the hub holds: a comment to each that had nothing
+        # written for a whole interval. Writing is also how a dead client is noticed.
+        while True:
+            gevent.sleep(max(0.05, self._keepalive / 3))
+            due = time.monotonic() - self._keepalive
+            for listener in list(self._all):
+                if listener.sock is None or listener.last_write > due or listener.outgoing:
+                    continue
+                if not listener.queue(None, KEEPALIVE):
+                    self._drop(listener)
+            self._schedule_flush()
 
     def __len__(self) -> int:
         return len(self._all)
@@ -206,16 +276,23 @@ class Hub:
         if not self._dirty:
             self._first_queued = time.monotonic()
         dropped = [listener for listener in targets if not listener.push(event)]
+        self._schedule_flush()
+        self.deliveries += len(targets) - len(dropped)
+        for listener in dropped:
+            self._drop(listener)
+        if event.kind == "room_closed":
+            self._move_to_general(event.payload()["room"])
+
+    def _drop(self, listener: Listener) -> None:
+        self.dropped += 1
+        self.remove(listener)
+        listener.drop()
+
+    def _schedule_flush(self) -> None:
         if self._dirty and not self._flush_due:
             # Once this greenlet yields: events that arrive meanwhile share the flush.
             self._flush_due = True
             self._loop.run_callback(self._flush)
-        self.deliveries += len(targets) - len(dropped)
-        for listener in dropped:
-            self.dropped += 1
-            self.remove(listener)
-        if event.kind == "room_closed":
-            self._move_to_general(event.payload()["room"])
 
     def _flush(self) -> None:
         self._flush_due = False
@@ -256,5 +333,8 @@ class Hub:
 
     def close_all(self) -> None:
         """End every stream (the server is stopping)."""
+        if self._ticker is not None:
+            self._ticker.kill(block=False)
         for listener in list(self._all):
             listener.close()
+        self._closing.join(timeout=2)

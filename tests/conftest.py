@@ -49,6 +49,9 @@ def start_server(
     yield start
     for server in started:
         server.stop()
+    for server in started:
+        # Whatever a test did, the server never printed a traceback.
+        assert "Traceback" not in server.output(), server.output()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,6 +92,16 @@ def _frames(
     listener = Listener(channels, user, chat.config.client_buffer)
     chat.hub.add(listener)
     online = False
+
+    def cleanup() -> None:
+        chat.hub.remove(listener)
+        if online:
+            chat.presence.disconnected(rooms, user.name)
+            # During an outage the name's hold expires by itself.
+            with contextlib.suppress(Unavailable):
+                chat.names.stream_closed(user)
+
+    handed_over = False
     try:
         # pywsgi sends the headers with the first non-empty chunk: send it at once.
         yield sse.encode(retry=RETRY_MS)
@@ -107,38 +119,28 @@ def _frames(
             fresh = [frame for i, frame in batch if i is None or i > floor]
             if fresh:
                 yield b"".join(fresh)
-        keepalive = chat.config.keepalive
         sock = request_socket(environ)
         if sock is None:
             # A server that does not tell the socket: every write goes through it.
             while True:
-                batch = listener.take(keepalive)
+                batch = listener.take(chat.config.keepalive)
                 if batch is None:
                     return
                 yield b"".join(frame for _, frame in batch) if batch else sse.KEEPALIVE
-        # The headers and first frames have gone out through the server: from here on,
-        # deliveries go straight to the socket, and this greenlet only writes what a
-        # full socket held back, and the keep-alives.
-        chat.hub.write_directly(listener, sock, environ.get("SERVER_PROTOCOL") != "HTTP/1.0")
-        while True:
-            writes = listener.writes
-            batch = listener.take(keepalive)
-            if batch is None:
-                return
-            if batch:
-                listener.send_batch(b"".join(frame for _, frame in batch))
-            elif listener.partial:
-                listener.send_batch(b"")
-            elif listener.writes == writes:  # nothing went out for a whole interval
-                listener.send_batch(sse.KEEPALIVE)
+        # The headers and first frames went out through the server: the hub takes the
+        # connection over (a duplicate of its socket), and this request ends as if the
+        # client had hung up, which pywsgi and gunicorn take quietly, closing only their
+        # own descriptor. The stream goes on, costing no greenlet while it waits.
+        chunked = environ.get("SERVER_PROTOCOL") != "HTTP/1.0"
+        chat.hub.take_over(listener, sock.dup(), chunked, on_close=cleanup)
+        handed_over = True
+        raise ConnectionResetError(errno.ECONNRESET, "stream handed over to the hub")
     except Unavailable:
         # Redis went away while this stream started: end it, the browser retries.
         yield sse.comment("the chat is unavailable, retrying")
     finally:
-        chat.hub.remove(listener)
-        if online:
-            chat.names.stream_closed(user)
-            chat.presence.disconnected(rooms, user.name)
+        if not handed_over:
+            cleanup()
 
 
 def _replay(chat: Chat, channels: set[str], last_id: int) -> Iterator[bytes]:
