@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 from locust import FastHttpUser, events
 
+from _http import dechunk
+
 ROOM = os.environ.get("CHATROOM_LOAD_ROOM", "general")
 PREFIX = os.environ.get("CHATROOM_LOAD_PREFIX", "load")
 POST_INTERVAL = float(os.environ.get("CHATROOM_LOAD_POST_INTERVAL", "1"))
@@ -146,17 +148,10 @@ class Stream:
         raw = self._buffer
         while True:
             if self._chunked:
-                while True:
-                    size_line, sep, rest = raw.partition(b"\r\n")
-                    if not sep:
-                        break
-                    size = int(size_line.split(b";")[0], 16)
-                    if len(rest) < size + 2:
-                        break
-                    if size == 0:
-                        return
-                    yield rest[:size]
-                    raw = rest[size + 2:]
+                chunks, raw, ended = dechunk(raw)
+                yield from chunks
+                if ended:
+                    return
             else:
                 if raw:
                     yield raw

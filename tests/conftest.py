@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The chunked-body reader is shared with the load scenarios.
+sys.path.insert(0, str(Path(__file__).parent.parent / "loadtests"))
 
 from services import ChatServer, RedisServer
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from _http import dechunk
+
 _LINE = re.compile(rb"\r\n|\r|\n")
 
 
@@ -137,18 +139,11 @@ class SSEStream:
             self._pending += self._buf
             self._buf = b""
         else:
-            while True:
-                size_line, sep, rest = self._buf.partition(b"\r\n")
-                if not sep:
-                    break
-                size = int(size_line.split(b";")[0], 16)
-                if len(rest) < size + 2:
-                    break
-                if size == 0:
-                    self.closed = True
-                self.body += rest[:size]
-                self._pending += rest[:size]
-                self._buf = rest[size + 2 :]
+            chunks, self._buf, ended = dechunk(self._buf)
+            self.closed = self.closed or ended
+            for chunk in chunks:
+                self.body += chunk
+                self._pending += chunk
         frames, self._pending = parse_frames(self._pending)
         self.frames.extend(frames)
 
