@@ -51,7 +51,7 @@ class Listener:
     """
 
     __slots__ = (
-        "_dirty", "_on_close", "_signal", "_writer", "channels", "chunked", "closed",
+        "_dirty", "_on_close", "_signal", "_watcher", "_writer", "channels", "chunked", "closed",
         "dropped", "greenlet", "last_write", "limit", "outgoing", "partial", "pending", "sock",
         "user",
     )
@@ -72,6 +72,7 @@ class Listener:
         self._dirty: list[Listener] | None = None
         self._on_close: Callable[[], None] | None = None
         self._writer: gevent.Greenlet | None = None
+        self._watcher: Any = None
         # Frames for the hub's next flush; what a send left unwritten (framed already);
         # when something was last written (a keep-alive is due after an interval without).
         self.outgoing: list[bytes] = []
@@ -162,6 +163,14 @@ class Listener:
         self.closed = True
         self._signal.set()
 
+    def hear(self) -> None:
+        """The client sent something, or hung up: an event-stream client only ever hangs up."""
+        try:
+            if not self.sock.recv(4096):
+                self.shut()
+        except OSError:
+            self.shut()
+
     def drop(self) -> None:
         """Disconnect a listener whose buffer is full; it resumes with Last-Event-ID."""
         if self.sock is not None:
@@ -184,6 +193,8 @@ class Listener:
                 self.sock.send(b"0\r\n\r\n", 0, 0.0)
         if self._writer is not None and self._writer is not gevent.getcurrent():
             self._writer.kill(block=False)
+        if self._watcher is not None:
+            self._watcher.stop()
         self.sock.close()
         if self._on_close is not None:
             self._on_close()
@@ -227,6 +238,10 @@ class Hub:
         listener._dirty = self._dirty
         if listener.pending:
             listener._writer = gevent.spawn(listener._drain)
+        # A client that closes its connection (a tab closed) is noticed at once, not at
+        # the next keep-alive: its socket turns readable.
+        listener._watcher = self._loop.io(sock.fileno(), 1)
+        listener._watcher.start(gevent.spawn, listener.hear)
         if self._ticker is None:
             self._ticker = gevent.spawn(self._keep_alive)
 

@@ -99,3 +99,14 @@ def test_presence_is_shared_by_processes_on_one_redis(start_server, unique) -> N
             assert sorted(online["online"]) == sorted([ana.name, bo.name])
             snapshot = on_first.wait_messages(1, kind="presence")[0]
             assert sorted(snapshot["online"]) == sorted([ana.name, bo.name])
+
+
+def test_a_closed_tab_leaves_without_waiting_for_a_keepalive(server: ChatServer, unique) -> None:
+    # The default keep-alive is 15 s: the leave comes after the grace period alone.
+    watcher, ana = server.visitor(unique("wat")), server.visitor(unique("ana"))
+    with watcher.stream() as watching:
+        with ana.stream():
+            _wait_for_user(watching, "join", ana.name)
+        began = time.monotonic()
+        _wait_for_user(watching, "leave", ana.name, timeout=12)
+    assert time.monotonic() - began < 10
