@@ -181,3 +181,22 @@ def test_the_stats_page_updates(browser: Browser, start_server, unique) -> None:
         expect(page.locator("#listeners")).to_have_text("1", timeout=5000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "stats.png"))
+
+
+def test_tabs_of_one_browser_share_one_stream(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory")
+    first = _join(browser, server, unique("Tabs"))
+    streams: list[str] = []
+    first.context.on("request", lambda r: streams.append(r.url) if "/stream" in r.url else None)
+    second = first.context.new_page()
+    second.goto(server.url + "/")
+    expect(second.locator("#status")).to_have_text("connected")
+    poster = server.visitor(unique("poster"))
+    poster.say("to both tabs")
+    expect(first.locator("#messages")).to_contain_text("to both tabs")
+    expect(second.locator("#messages")).to_contain_text("to both tabs")
+    assert streams == []  # the second tab opened no stream of its own
+    first.close()  # the tab that streamed goes: the other takes over and catches up
+    poster.say("after the first tab closed")
+    expect(second.locator("#messages")).to_contain_text("after the first tab closed")
+    assert second.locator("#messages .text").all_text_contents().count("to both tabs") == 1
