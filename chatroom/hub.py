@@ -79,6 +79,24 @@ class Listener:
         self.partial = b""
         self.last_write = 0.0
 
+    def hand_over(
+        self, sock: Any, chunked: bool, dirty: list[Listener], on_close: Callable[[], None],
+        loop: Any,
+    ) -> None:
+        """Be written by the hub from now on (see :meth:`Hub.take_over`)."""
+        self.sock = sock
+        self.chunked = chunked
+        self.greenlet = None
+        self.last_write = time.monotonic()
+        self._on_close = on_close
+        self._dirty = dirty
+        if self.pending:
+            self._writer = gevent.spawn(self._drain)
+        # A client that closes its connection (a tab closed) is noticed at once, not at
+        # the next keep-alive: its socket turns readable.
+        self._watcher = loop.io(sock.fileno(), 1)
+        self._watcher.start(gevent.spawn, self.hear)
+
     def push(self, event: Event) -> bool:
         """Queue ``event``; return False if the buffer is full (the hub then drops it)."""
         return self.queue(event.id, event.frame)
@@ -228,20 +246,12 @@ class Hub:
 
         ``on_close`` runs once when the connection ends, whoever ends it.
         """
-        listener.sock = sock
-        listener.chunked = chunked
-        listener.greenlet = None
-        listener.last_write = time.monotonic()
         # The cleanup may wait on storage, and a connection can end inside the event
         # loop's own callback (a flush), which must never wait: it runs in a greenlet.
-        listener._on_close = functools.partial(self._closing.spawn, on_close)
-        listener._dirty = self._dirty
-        if listener.pending:
-            listener._writer = gevent.spawn(listener._drain)
-        # A client that closes its connection (a tab closed) is noticed at once, not at
-        # the next keep-alive: its socket turns readable.
-        listener._watcher = self._loop.io(sock.fileno(), 1)
-        listener._watcher.start(gevent.spawn, listener.hear)
+        listener.hand_over(
+            sock, chunked, self._dirty, functools.partial(self._closing.spawn, on_close),
+            self._loop,
+        )
         if self._ticker is None:
             self._ticker = gevent.spawn(self._keep_alive)
 
