@@ -161,3 +161,30 @@ def test_the_browser_does_not_inherit_the_bundles_library_path(monkeypatch) -> N
     assert startup._browser_environment()["LD_LIBRARY_PATH"] == "/usr/local/lib"
     monkeypatch.delenv("LD_LIBRARY_PATH_ORIG")
     assert "LD_LIBRARY_PATH" not in startup._browser_environment()
+
+
+def test_with_no_network_at_all_it_runs_for_this_computer(tmp_path: Path) -> None:
+    # A network namespace with only loopback: no Wi-Fi, no cable, no address to share.
+    script = f"""
+import re, subprocess, sys, time, urllib.request
+proc = subprocess.Popen([{sys.executable!r}, "-m", "chatroom", "--memory", "--no-browser",
+                         "--data-dir", {str(tmp_path)!r}], stdout=subprocess.PIPE, text=True)
+text = ""
+while "Press Ctrl+C" not in text:
+    text += proc.stdout.readline()
+url = re.search(r"On this computer:\\s+(\\S+)", text).group(1)
+print(text)
+print(urllib.request.urlopen(url + "healthz", timeout=5).read().decode())
+proc.terminate()
+proc.wait(10)
+"""
+    (tmp_path / "inside.py").write_text(script)
+    done = subprocess.run(
+        ["unshare", "--net", "sh", "-c",
+         f"ip link set lo up && {sys.executable} {tmp_path / 'inside.py'}"],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "No network found: only this computer can join." in done.stdout
+    assert "On the network" not in done.stdout
+    assert '"status":"ok"' in done.stdout
