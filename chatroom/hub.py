@@ -52,8 +52,8 @@ class Listener:
 
     __slots__ = (
         "_dirty", "_on_close", "_signal", "_watcher", "_writer", "channels", "chunked", "closed",
-        "dropped", "greenlet", "last_write", "limit", "outgoing", "partial", "pending", "sock",
-        "user",
+        "dropped", "floor", "greenlet", "last_write", "limit", "outgoing", "partial", "pending",
+        "sock", "user",
     )
 
     def __init__(self, channels: Iterable[str], user: User | None, limit: int) -> None:
@@ -64,6 +64,9 @@ class Listener:
         self.pending: list[tuple[int | None, bytes]] = []
         self.closed = False
         self.dropped = False
+        # The last id a replay sent: the same event arriving live later is skipped. (With
+        # Redis, an event can reach this process after a replay already read it from storage.)
+        self.floor = 0
         self.greenlet: gevent.Greenlet | None = gevent.getcurrent()
         self._signal = Signal()
         # Set when the hub takes the connection over.
@@ -99,6 +102,8 @@ class Listener:
 
     def push(self, event: Event) -> bool:
         """Queue ``event``; return False if the buffer is full (the hub then drops it)."""
+        if event.id is not None and event.id <= self.floor:
+            return True
         return self.queue(event.id, event.frame)
 
     def queue(self, event_id: int | None, frame: bytes) -> bool:

@@ -111,12 +111,12 @@ def _frames(
             online = True
         yield b"".join(chat.presence.snapshot(room).frame for room in rooms)
         if last_id is not None:
-            floor = yield from _replay(chat, logged, last_id)
+            listener.floor = yield from _replay(chat, logged, last_id)
             # Live events that arrived while replaying may have been replayed already.
             batch = listener.take(0)
             if batch is None:
                 return
-            fresh = [frame for i, frame in batch if i is None or i > floor]
+            fresh = [frame for i, frame in batch if i is None or i > listener.floor]
             if fresh:
                 yield b"".join(fresh)
         sock = request_socket(environ)
