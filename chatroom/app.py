@@ -45,10 +45,9 @@ class Chat:
         return event
 
     def close(self) -> None:
-        """End every stream and release the broker."""
+        """Stop background work and release the broker, once the hub has ended the streams."""
         self.names.stop()
         self.presence.stop()
-        self.hub.close_all()
         self.broker.close()
 
 

@@ -52,7 +52,7 @@ class Listener:
 
     __slots__ = (
         "_dirty", "_on_close", "_signal", "_watcher", "_writer", "channels", "chunked", "closed",
-        "dropped", "floor", "greenlet", "last_write", "limit", "outgoing", "partial", "pending",
+        "floor", "greenlet", "last_write", "limit", "outgoing", "partial", "pending",
         "sock", "user",
     )
 
@@ -63,7 +63,6 @@ class Listener:
         # (id, frame) pairs: the id lets a stream that just replayed skip what it already sent.
         self.pending: list[tuple[int | None, bytes]] = []
         self.closed = False
-        self.dropped = False
         # The last id a replay sent: the same event arriving live later is skipped. (With
         # Redis, an event can reach this process after a replay already read it from storage.)
         self.floor = 0
@@ -111,7 +110,6 @@ class Listener:
         if self.closed:
             return True
         if len(self.pending) + len(self.outgoing) >= self.limit:
-            self.dropped = True
             return False
         if self._dirty is not None and not self.pending and not self.partial:
             if not self.outgoing:
@@ -135,8 +133,7 @@ class Listener:
             # A writer is finishing an earlier write: queue behind it, in order.
             self.pending.append((None, data))
             return
-        if self.chunked:
-            data = b"%x\r\n%s\r\n" % (len(data), data)
+        data = self._framed(data)
         try:
             sent = self.sock.send(data, 0, 0.0)  # timeout 0: never wait
         except BlockingIOError:
@@ -149,14 +146,16 @@ class Listener:
             self.partial = data[sent:]
             self._writer = gevent.spawn(self._drain)
 
+    def _framed(self, data: bytes) -> bytes:
+        # The WSGI server chose chunked transfer-encoding for the response: keep to it.
+        return b"%x\r\n%s\r\n" % (len(data), data) if data and self.chunked else data
+
     def _drain(self) -> None:
         # Runs only while the socket is full: writes, in order, what the flushes could not.
         try:
             while self.partial or self.pending:
-                frames = b"".join(frame for _, frame in self.pending)
+                frames = self._framed(b"".join(frame for _, frame in self.pending))
                 self.pending = []
-                if frames and self.chunked:
-                    frames = b"%x\r\n%s\r\n" % (len(frames), frames)
                 data, self.partial = self.partial + frames, b""
                 self.sock.sendall(data)
                 self.last_write = time.monotonic()

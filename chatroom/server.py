@@ -241,14 +241,13 @@ def _run_workers(config: Config, port_explicit: bool, on_ready: Callable[[Ready]
             "--workers needs Redis: the in-process broker serves one process. "
             "Add --redis URL, or leave out --workers."
         )
-    url = config.redis_url or config.default_redis_url
+    config = replace(config, redis_url=config.redis_url or config.default_redis_url)
     try:
-        probe = open_broker(replace(config, redis_url=url))
+        probe = open_broker(config)
     except BrokerUnavailable as exc:
         raise StartError(f"--workers needs Redis. {exc}") from None
     broker = probe.describe()
     probe.close()
-    config = replace(config, redis_url=url)
 
     sock = bind(config.host, config.port, port_explicit)
     # Must be set before any worker imports prometheus_client: each then writes its
