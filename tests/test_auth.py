@@ -115,3 +115,18 @@ def test_a_name_is_held_while_online_and_freed_after(mode, start_server, unique)
     assert server.visitor().login(first.name).status_code == 409
     time.sleep(2)
     assert server.visitor().login(first.name).status_code == 200
+
+
+def test_a_private_server_needs_a_login_to_listen_or_read(start_server, unique) -> None:
+    server = start_server("memory", args=["--private"])
+    anonymous = server.visitor()
+    for path in ["/stream", "/api/rooms/general/messages", "/api/rooms/general/presence"]:
+        answer = anonymous.request("GET", path, stream=True)
+        assert answer.status_code == 401, path
+        assert answer.json()["code"] == "login_required"
+        answer.close()
+    member = server.visitor(unique("pr"))
+    member.say("members only")
+    assert [m["text"] for m in member.history()] == ["members only"]
+    with member.stream() as stream:
+        assert stream.status == 200
