@@ -82,12 +82,12 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         config, broker, hub, NameHolds(broker.storage, config.name_hold), Presence(broker),
         LiveStats(hub, broker),
     )
-    broker.start(hub.deliver, lambda after: hub.resync(broker.storage, after))
+    broker.start(hub.deliver, lambda after: hub.resync(broker.storage, after), chat.names.held)
     app.extensions["chatroom"] = chat
     app.extensions["chatroom.metrics"] = metrics.Sync(chat)
 
     errors.init_app(app)
-    guards.init_app(app)
+    guards.init_app(app, config)
     from .views import auth, ops, pages, rooms, stream, users
 
     for module in (pages, auth, rooms, users, stream, ops):

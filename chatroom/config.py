@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Mapping
@@ -17,6 +18,10 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 class ConfigError(ValueError):
     """A setting has a value the server cannot use; the message says which and how to fix it."""
+
+
+class DataDirError(RuntimeError):
+    """The data folder or a file in it cannot be used; the message names it and the fix."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,13 @@ class Config:
     default_redis_url: str = DEFAULT_REDIS_URL
     # How long a name stays held after its session's last stream closed.
     name_hold: float = 60.0
+    max_rooms: int = 50
+    # Open connections per client address (this computer has no limit).
+    max_connections: int = 64
+    # Host names served besides this computer's own; ("*",) serves any.
+    allowed_hosts: tuple[str, ...] = ()
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks).
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -71,31 +83,64 @@ class Config:
             parsed[name] = raw if not isinstance(raw, str) else _PARSERS[name](name, raw)
         return replace(self, **parsed)
 
+    def prepare_data_dir(self) -> Path:
+        """Create the data folder if needed, readable by this user only; return it.
+
+        It holds private messages and the session secret: a folder of ours that others
+        could read is closed to them (0700).
+        """
+        folder = self.data_dir
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if hasattr(os, "getuid") and folder.stat().st_uid == os.getuid():
+                os.chmod(folder, 0o700)
+        except OSError as exc:
+            raise DataDirError(
+                f"Cannot use the data folder {folder} ({exc.strerror}). Choose another with"
+                " --data-dir, or make it writable for this user."
+            ) from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise DataDirError(
+                f"The data folder {folder} is read-only for this user. Choose another with"
+                " --data-dir, or make it writable."
+            )
+        return folder
+
     def load_secret_key(self) -> str:
         """Return the session secret: the configured one, else the data directory's own.
 
-        The first run writes a new random secret there (readable by this user only), so
-        sessions survive restarts and no secret is ever a constant in the code.
+        The first run writes a new random secret there (readable by this user only from
+        its creation), so sessions survive restarts and no secret is a constant in the code.
         """
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "secret_key"
+        path = self.prepare_data_dir() / "secret_key"
+        if not path.exists():
+            tmp = path.with_name(f".secret_key.{os.getpid()}")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_hex(32))
+                # link() fails if another worker won the race; all then read the winner's.
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
         try:
-            return path.read_text().strip()
-        except FileNotFoundError:
-            pass
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".secret_key.{os.getpid()}")
-        tmp.write_text(secrets.token_hex(32))
-        os.chmod(tmp, 0o600)
-        try:
-            # link() fails if another worker won the race; everyone then reads the winner's.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-        return path.read_text().strip()
+            secret = path.read_text().strip()
+        except OSError as exc:
+            raise DataDirError(
+                f"Cannot read the session secret {path} ({exc.strerror}). Make it readable"
+                " for this user, or delete it to make a new one (everyone logs in again)."
+            ) from None
+        if not secret:
+            raise DataDirError(
+                f"The session secret {path} is empty. Delete it to make a new one (everyone"
+                " logs in again), or put the old secret back."
+            )
+        return secret
 
 
 def _text(name: str, raw: str) -> str:
@@ -151,6 +196,26 @@ def _rate_limit(name: str, raw: str) -> RateLimit | None:
     return limit
 
 
+def _host_list(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    found = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"{_var(name)} lists addresses or networks (10.0.0.5, 10.0.0.0/24), not {item!r}."
+            ) from None
+    return tuple(found)
+
+
 def _var(name: str) -> str:
     return f"CHATROOM_{name.upper()}"
 
@@ -171,6 +236,10 @@ _PARSERS = {
     "history": _number(1, 1_000_000),
     "default_redis_url": _text,
     "name_hold": _number(0, 86_400, float),
+    "max_rooms": _number(1, 10_000),
+    "max_connections": _number(1, 1_000_000),
+    "allowed_hosts": _host_list,
+    "trusted_proxies": _networks,
 }
 # Settings for tests and embedding only: no environment variable reads them.
 _INTERNAL = {"default_redis_url"}

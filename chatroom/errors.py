@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -17,6 +18,11 @@ _HTTP_MESSAGES = {
     404: ("There is nothing at this address.", "not_found"),
     405: ("This address does not accept that method.", "method_not_allowed"),
     413: ("The request is too large.", "too_large"),
+    429: ("This address has too many connections open; close some tabs.",
+          "too_many_connections"),
+    500: ("Something went wrong on the server.", "internal_error"),
+    414: ("The address is too long.", "uri_too_long"),
+    431: ("The request's headers are too large.", "headers_too_large"),
 }
 
 
@@ -44,6 +50,27 @@ def error_response(
     return response
 
 
+def error_json(status: int) -> bytes:
+    """Return the JSON body of an error the WSGI server answers without the app."""
+    message, code = _HTTP_MESSAGES.get(status, ("The request could not be understood.",
+                                                "bad_request"))
+    return json.dumps({"error": message, "code": code}).encode()
+
+
+def raw_response(status: int, reason: str) -> bytes:
+    """Return a whole HTTP response for an error the WSGI server answers by itself.
+
+    A request line too long, a header that cannot be read: the app never sees those, and
+    the client still gets the same JSON as from any other error.
+    """
+    body = error_json(status)
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+        "X-Content-Type-Options: nosniff\r\n\r\n"
+    ).encode("latin-1") + body
+
+
 def _wants_page() -> bool:
     # A person who typed a wrong address gets a page; programs get JSON.
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
@@ -64,7 +91,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Unavailable)
     def broker_down(exc: Unavailable) -> Response:
         return error_response(
-            503, "broker_unavailable",
+            503, exc.code,
             f"The chat cannot deliver messages right now: {exc} Try again in a few seconds.",
             {"Retry-After": "2"},
         )
@@ -75,7 +102,9 @@ def init_app(app: Flask) -> None:
         message, code = _HTTP_MESSAGES.get(status, (exc.description or exc.name, "http_error"))
         if _wants_page():
             return render_template("error.html", message=message, status=status), status
-        return error_response(status, code, message, dict(exc.get_headers()) | {})
+        # Werkzeug's own headers say text/html: keep only those that matter (Allow, …).
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return error_response(status, code, message, headers)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -2,9 +2,14 @@
 
 An event lives in three forms. A *draft* is what a view publishes: a channel, a kind and
 a JSON body without an id. The broker gives it the next id and stores it as a *record*,
-one line of text (``"<id>\\t<channel>\\t<kind>\\t<body>"``), which is what goes through
-Redis and into storage. Each process turns a record into an :class:`Event` once, and the
-event's SSE frame is encoded once and shared by every listener.
+one line of text (``"<epoch>-<id>\\t<channel>\\t<kind>\\t<body>"``), which is what goes
+through Redis and into storage. Each process turns a record into an :class:`Event` once,
+and the event's SSE frame is encoded once and shared by every listener.
+
+Ids and epochs: the JSON ``id`` is a small integer, given by the store in increasing order.
+The SSE ``id:`` is the *position* ``<epoch>-<id>``: the epoch names the store's life (it is
+drawn when the store is created or found empty), so a ``Last-Event-ID`` from before the
+store was emptied is recognised as such and never compared with the new life's ids.
 
 Channels: ``room:<name>`` carries a room's messages, ``rooms`` carries ``room_created``
 and ``room_closed`` (every stream follows it), ``presence:<name>`` carries a room's
@@ -16,6 +21,8 @@ under ``user:<a>`` and ``user:<b>``, so a user's stream can replay every convers
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +63,34 @@ def user_channel(key: str) -> str:
     return f"user:{key}"
 
 
+_POSITION = re.compile(r"(?:([a-z0-9]{1,16})-)?([0-9]{1,16})")
+
+
+def new_epoch() -> str:
+    """Return a fresh epoch: eight random characters of ``a-z0-9``."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a client is in the event log: a ``Last-Event-ID`` it sent back.
+
+    ``epoch`` is None for a bare number, which is read as an id of the store's current life.
+    """
+
+    epoch: str | None
+    id: int
+
+    @classmethod
+    def parse(cls, raw: str) -> Position | None:
+        """Read ``<epoch>-<id>`` or ``<id>``; None if it is neither."""
+        match = _POSITION.fullmatch(raw.strip())
+        if match is None:
+            return None
+        return cls(match[1], int(match[2]))
+
+
 def now_ms() -> int:
     """Return the server's clock as Unix time in milliseconds, the unit of ``ts``."""
     return time.time_ns() // 1_000_000
@@ -89,14 +124,18 @@ class Draft:
 class Event:
     """One event with its frame encoded once, ready to be written to any number of streams."""
 
-    __slots__ = ("channel", "data", "frame", "id", "kind")
+    __slots__ = ("channel", "data", "epoch", "frame", "id", "kind")
 
-    def __init__(self, id: int | None, channel: str, kind: str, data: str) -> None:
+    def __init__(
+        self, id: int | None, channel: str, kind: str, data: str, epoch: str | None = None
+    ) -> None:
         self.id = id
+        self.epoch = epoch
         self.channel = channel
         self.kind = kind
         self.data = data
-        self.frame = sse.encode(data, event=kind, id=id)
+        position = None if id is None else (f"{epoch}-{id}" if epoch else id)
+        self.frame = sse.encode(data, event=kind, id=position)
 
     @classmethod
     def from_record(cls, record: str | bytes) -> Event:
@@ -106,12 +145,14 @@ class Event:
         id_text, channel, kind, body = record.split("\t", 3)
         if not id_text:
             return cls(None, channel, kind, "{" + body)
-        return cls.logged(int(id_text), channel, kind, body)
+        # Records written before epochs existed carry a bare id.
+        epoch, _, number = id_text.rpartition("-")
+        return cls.logged(int(number), channel, kind, body, epoch or None)
 
     @classmethod
-    def logged(cls, id: int, channel: str, kind: str, body: str) -> Event:
-        """Build a stored event from its id and its draft's body."""
-        return cls(id, channel, kind, f'{{"id":{id},{body}')
+    def logged(cls, id: int, channel: str, kind: str, body: str, epoch: str | None) -> Event:
+        """Build a stored event from its id, its draft's body and the store's epoch."""
+        return cls(id, channel, kind, f'{{"id":{id},{body}', epoch)
 
     @classmethod
     def ephemeral(cls, channel: str, kind: str, **fields: Any) -> Event:
@@ -120,8 +161,10 @@ class Event:
 
     def to_record(self) -> str:
         """Return the one-line text form used by Redis and storage (ephemeral events too)."""
-        body = self.data[1:] if self.id is None else self.data.split(",", 1)[1]
-        return f"{'' if self.id is None else self.id}\t{self.channel}\t{self.kind}\t{body}"
+        if self.id is None:
+            return f"\t{self.channel}\t{self.kind}\t{self.data[1:]}"
+        position = f"{self.epoch}-{self.id}" if self.epoch else str(self.id)
+        return f"{position}\t{self.channel}\t{self.kind}\t{self.data.split(',', 1)[1]}"
 
     def payload(self) -> dict[str, Any]:
         """Return the event's data as a dict (for API answers, not the hot path)."""

@@ -92,6 +92,10 @@ class NameHolds:
             del self._open[entry]
             self._storage.claim_name(user.key, user.session, self._hold)
 
+    def held(self) -> list[tuple[str, str]]:
+        """Return the (name key, session) pairs this process holds for open streams."""
+        return list(self._open)
+
     def stop(self) -> None:
         """Stop renewing (the server is stopping)."""
         if self._renewer is not None:

@@ -14,15 +14,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import gevent
 import gevent.event
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .broker import BrokerUnavailable, open_broker
-from .config import Config
+from .config import Config, DataDirError
+from .connections import ChatServer, raise_open_files_limit
+from .network import addresses
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -31,54 +32,11 @@ log = logging.getLogger(__name__)
 
 # How far past the default port to look for a free one.
 _PORT_TRIES = 20
-# Bytes of read buffer per connection.
-_READ_BUFFER = 1024
 # A stop ends streams at once; requests still running get this long.
 _STOP_TIMEOUT = 2.0
 # More worker restarts than this within the window means something is wrong for good.
 _RESTART_LIMIT = 5
 _RESTART_WINDOW = 30.0
-
-
-class ChatHandler(WSGIHandler):
-    """pywsgi's handler, telling the app the client's socket (streams write to it directly)."""
-
-    def __init__(self, sock: socket.socket, address: tuple, server: WSGIServer) -> None:
-        super().__init__(sock, address, server)
-        # A stream holds its connection for hours: an 8 KiB read buffer (the default)
-        # would be a third of its memory. Requests are read just as well through 1 KiB.
-        self.rfile = sock.makefile("rb", _READ_BUFFER)
-
-    def get_environ(self) -> dict[str, Any]:
-        environ = super().get_environ()
-        environ["chatroom.socket"] = self.socket
-        return environ
-
-
-class ChatServer(WSGIServer):
-    """pywsgi with Nagle's algorithm off on every connection.
-
-    pywsgi writes a response's headers and body in separate sends; with Nagle on, the
-    body then waits for the client's delayed ACK (40 ms on Linux) on every request, and
-    small SSE frames would wait the same way.
-    """
-
-    handler_class = ChatHandler
-
-    def __init__(self, *args: Any, keepalive: float = 15.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # A client that vanished (no FIN, no RST: a laptop closed, Wi-Fi gone) is noticed
-        # only when unacknowledged data times out; the keep-alives supply the data, and
-        # this bounds the wait, so a dead listener leaves presence in bounded time.
-        self._user_timeout_ms = max(5000, int(keepalive * 1000))
-
-    def handle(self, sock: socket.socket, address: tuple) -> None:
-        # A Unix socket has no Nagle to turn off.
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if hasattr(socket, "TCP_USER_TIMEOUT"):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self._user_timeout_ms)
-        super().handle(sock, address)
 
 
 class StartError(RuntimeError):
@@ -120,26 +78,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def lan_addresses() -> list[str]:
-    """Return this computer's IPv4 addresses other than loopback, best guess first."""
-    found: list[str] = []
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        # connect() on UDP sends nothing: it only asks the OS which address routes out.
-        probe.connect(("10.254.254.254", 1))
-        found.append(probe.getsockname()[0])
-    except OSError:
-        pass
-    finally:
-        probe.close()
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            found.append(str(info[4][0]))
-    except OSError:
-        pass
-    return [a for a in dict.fromkeys(found) if not a.startswith("127.") and a != "0.0.0.0"]
-
-
 @dataclass(frozen=True)
 class Ready:
     """What the start-up text tells: where the chat is and what serves it."""
@@ -148,14 +86,8 @@ class Ready:
     lan: list[str]
     broker: str
     workers: int
-
-
-def addresses(host: str, port: int) -> tuple[str, list[str]]:
-    """Return the address for this computer and those for others on the network."""
-    local = f"http://{'localhost' if host in ('0.0.0.0', '::', '127.0.0.1') else host}:{port}/"
-    if host not in ("0.0.0.0", "::"):
-        return local, []
-    return local, [f"http://{a}:{port}/" for a in lan_addresses()]
+    # How many listeners the open-files limit lets it hold (None: no such limit).
+    capacity: int | None = None
 
 
 def run(
@@ -168,20 +100,24 @@ def run(
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     # The start-up text says which broker is used; the app's own log line would repeat it.
     logging.getLogger("chatroom.app").setLevel(logging.WARNING)
+    capacity = raise_open_files_limit()
     if config.workers > 1:
-        return _run_workers(config, port_explicit, on_ready)
+        return _run_workers(config, port_explicit, on_ready, capacity)
 
     sock = bind(config.host, config.port, port_explicit)
     app = _create_app(config, sock)
     chat = app.extensions["chatroom"]
     describe = chat.broker.describe()
-    _serve(sock, app, config, ready=lambda: on_ready(_ready(config, sock, describe, 1)))
+    ready = _ready(config, sock, describe, 1, capacity)
+    _serve(sock, app, config, ready=lambda: on_ready(ready))
     return 0
 
 
-def _ready(config: Config, sock: socket.socket, broker: str, workers: int) -> Ready:
+def _ready(
+    config: Config, sock: socket.socket, broker: str, workers: int, capacity: int | None
+) -> Ready:
     local, lan = addresses(config.host, sock.getsockname()[1])
-    return Ready(local, lan, broker, workers)
+    return Ready(local, lan, broker, workers, None if capacity is None else capacity * workers)
 
 
 def _create_app(config: Config, sock: socket.socket) -> Flask:
@@ -189,7 +125,7 @@ def _create_app(config: Config, sock: socket.socket) -> Flask:
 
     try:
         return create_app(config)
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, DataDirError) as exc:
         sock.close()
         raise StartError(str(exc)) from None
 
@@ -203,7 +139,7 @@ def _serve(
 ) -> None:
     """Serve on ``sock`` until SIGINT or SIGTERM (or, for a worker, its parent's end)."""
     chat = app.extensions["chatroom"]
-    server = ChatServer(sock, app, log=None, spawn=Pool(), keepalive=config.keepalive)
+    server = ChatServer(sock, app, log=None, spawn=Pool(), config=config)
     stopping = gevent.event.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stopping.set)
@@ -234,7 +170,9 @@ def _stop_when_orphaned(parent: int, stopping: gevent.event.Event) -> None:
         gevent.sleep(1.0)
 
 
-def _run_workers(config: Config, port_explicit: bool, on_ready: Callable[[Ready], None]) -> int:
+def _run_workers(
+    config: Config, port_explicit: bool, on_ready: Callable[[Ready], None], capacity: int | None
+) -> int:
     """Fork ``config.workers`` processes that share one listening socket and one Redis."""
     if config.memory:
         raise StartError(
@@ -258,7 +196,7 @@ def _run_workers(config: Config, port_explicit: bool, on_ready: Callable[[Ready]
     try:
         for _ in range(config.workers):
             supervisor.spawn()
-        on_ready(_ready(config, sock, broker, config.workers))
+        on_ready(_ready(config, sock, broker, config.workers, capacity))
         return supervisor.watch()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -28,6 +28,9 @@ def start_up_text(where: Ready, config: Config) -> str:
         lines.append(_qr(where.lan[0]))
     elif config.host in ("0.0.0.0", "::"):
         lines.append("  (No network found: only this computer can join.)")
+    if where.capacity is not None:
+        lines += ["", f"It can hold about {where.capacity:,} listeners at once"
+                  " (the system's open-files limit)."]
     lines += ["", f"History and settings are kept in {config.data_dir}"]
     lines += ["Press Ctrl+C (or close this window) to stop.", ""]
     return "\n".join(lines)

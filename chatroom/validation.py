@@ -13,6 +13,7 @@ from .errors import ApiError
 NAME_MAX = 32
 TEXT_MAX = 2000
 ROOM_RX = re.compile(r"[a-z0-9_-]{1,32}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def display_name(raw: Any) -> str:
@@ -25,7 +26,7 @@ def display_name(raw: Any) -> str:
             400, "invalid_username",
             f"A username is 1 to {NAME_MAX} characters; this one has {len(name)}.",
         )
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in name):
         raise ApiError(
             400, "invalid_username", "A username cannot contain control characters or line breaks."
         )
@@ -55,6 +56,9 @@ def message_text(raw: Any) -> str:
     text = raw.strip()
     if not text:
         raise ApiError(400, "empty_text", "The message is empty.")
+    if _SURROGATE.search(text):
+        # JSON can carry half of a UTF-16 pair ("\\ud800"); no text on a page can.
+        raise ApiError(400, "invalid_text", "The message holds characters that are not text.")
     if len(text) > TEXT_MAX:
         raise ApiError(
             400, "text_too_long",
@@ -66,7 +70,10 @@ def message_text(raw: Any) -> str:
 def body_field(name: str) -> Any:
     """Return field ``name`` from a JSON object body or a form; None when it is absent."""
     if request.is_json:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # nested thousands deep
+            data = None
         if not isinstance(data, dict):
             raise ApiError(
                 400, "invalid_json", f'The body must be a JSON object, like {{"{name}": …}}.'

@@ -105,7 +105,8 @@ class Stream:
         self.cookie = cookie
         self.rcvbuf = rcvbuf
         self.read_size = read_size
-        self.last_id: int | None = None
+        # The last position received ("<epoch>-<id>"), sent back as Last-Event-ID.
+        self.last_id: str | None = None
         self.seen: dict[str, int] = {}
         self.sock: socket.socket | None = None
 
@@ -182,13 +183,16 @@ class Stream:
                     elif name == "id":
                         frame_id = value
                 if frame_id is not None:
-                    self._check_id(int(frame_id))
+                    self._check_id(frame_id)
                 if data:
                     yield event, "\n".join(data)
 
-    def _check_id(self, frame_id: int) -> None:
-        if self.last_id is not None and frame_id <= self.last_id:
-            report("SSE order", time.time(), error=f"id {frame_id} after {self.last_id}")
+    def _check_id(self, frame_id: str) -> None:
+        epoch, _, number = frame_id.rpartition("-")
+        if self.last_id is not None:
+            last_epoch, _, last_number = self.last_id.rpartition("-")
+            if epoch == last_epoch and int(number) <= int(last_number):
+                report("SSE order", time.time(), error=f"id {frame_id} after {self.last_id}")
         self.last_id = frame_id
 
     def check(self, event: str, data: str) -> None:

@@ -36,6 +36,15 @@ class Frame:
     def json(self) -> Any:
         return json.loads(self.data)
 
+    @property
+    def number(self) -> int | None:
+        """The JSON id inside the ``<epoch>-<id>`` position, or None without an id."""
+        return None if self.id is None else int(self.id.rpartition("-")[2])
+
+    @property
+    def epoch(self) -> str | None:
+        return None if self.id is None else self.id.rpartition("-")[0]
+
 
 def parse_frames(raw: bytes) -> tuple[list[Frame], bytes]:
     """Split ``raw`` into complete frames and the unfinished rest."""
@@ -179,6 +188,11 @@ class SSEStream:
         """Return the id a browser would send as Last-Event-ID now."""
         ids = [f.id for f in self.frames if f.id is not None]
         return ids[-1] if ids else None
+
+    def last_number(self) -> int:
+        """Return the JSON id of the last event with an id (0 if none came)."""
+        numbers = [f.number for f in self.frames if f.id is not None]
+        return numbers[-1] if numbers else 0
 
     def close(self) -> None:
         self.sock.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from ..config import Config
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 Deliver = Callable[[Event], None]
 Resync = Callable[[int], int]
+# The (name key, session) pairs this process holds for open streams.
+Held = Callable[[], Iterable[tuple[str, str]]]
 
 
 class BrokerUnavailable(RuntimeError):
@@ -33,11 +35,12 @@ class Broker(ABC):
     storage: Storage
 
     @abstractmethod
-    def start(self, deliver: Deliver, resync: Resync) -> None:
+    def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
         """Begin handing every event, from any process, to ``deliver`` (once per process).
 
-        After an outage, ``resync(last_id)`` hands over, from storage, what other processes
-        published meanwhile, and returns the highest id it delivered.
+        After an outage, the names ``held()`` lists are held again, and ``resync(last_id)``
+        hands over, from storage, what other processes published meanwhile, and returns
+        the highest id it delivered.
         """
 
     @abstractmethod
@@ -89,7 +92,8 @@ def _memory(config: Config) -> Broker:
     from ..storage.sqlite import SqliteStorage
     from .memory import MemoryBroker
 
-    return MemoryBroker(SqliteStorage(config.data_dir / "chatroom.sqlite3", config.history))
+    path = config.prepare_data_dir() / "chatroom.sqlite3"
+    return MemoryBroker(SqliteStorage(path, config.history))
 
 
 def _redis(config: Config, url: str, connect_timeout: float) -> Broker:

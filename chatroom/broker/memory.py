@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..events import Draft, Event
 from ..storage.sqlite import SqliteStorage
-from . import Broker, Deliver, Resync
+from . import Broker, Deliver, Held, Resync
 
 
 class MemoryBroker(Broker):
@@ -17,7 +17,7 @@ class MemoryBroker(Broker):
         self.storage = storage
         self._deliver: Deliver = lambda event: None
 
-    def start(self, deliver: Deliver, resync: Resync) -> None:
+    def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
         self._deliver = deliver
 
     def publish(self, draft: Draft) -> Event:
@@ -27,6 +27,10 @@ class MemoryBroker(Broker):
 
     def announce(self, event: Event) -> None:
         self._deliver(event)
+
+    @property
+    def healthy(self) -> bool:
+        return self.storage.failure is None
 
     def describe(self) -> str:
         return "the in-process broker (no Redis); history is kept on this computer"

@@ -11,12 +11,14 @@ from gevent.event import Event as Signal
 from ..events import Draft, Event
 from ..storage import Unavailable
 from ..storage.redis import RedisStorage
-from . import Broker, Deliver, Resync, redact
+from . import Broker, Deliver, Held, Resync, redact
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "chatroom:events"
 _BACKOFF_MAX = 2.0
+# How long names put back after an outage are held; open streams renew them soon after.
+_NAME_HOLD = 60.0
 
 
 class RedisBroker(Broker):
@@ -39,10 +41,12 @@ class RedisBroker(Broker):
         self._reader: gevent.Greenlet | None = None
         self._deliver: Deliver = lambda event: None
         self._resync: Resync = lambda last_id: last_id
+        self._held: Held = lambda: ()
 
-    def start(self, deliver: Deliver, resync: Resync) -> None:
+    def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
         self._deliver = deliver
         self._resync = resync
+        self._held = held
         self._reader = gevent.spawn(self._read)
         # Events published before the subscription is in place would never arrive here.
         self._subscribed.wait(5)
@@ -104,10 +108,10 @@ class RedisBroker(Broker):
                 pubsub.close()
 
     def _recover(self) -> None:
-        # Redis may have come back empty: general exists again and ids stay above what
-        # this process has seen. Then whatever other processes published meanwhile.
-        self.storage.ensure_general()
-        self.storage.raise_last_id(self._last_id)
+        # Redis may have come back empty: ids stay above what this process has seen and
+        # its streams keep their names, before a new epoch lets posts and logins in. Then
+        # whatever other processes published meanwhile.
+        self.storage.restore(self._last_id, self._held(), _NAME_HOLD)
         self._reconnects += 1
         log.warning("Redis at %s is back", redact(self._url))
         self._delivered = self._resync(self._delivered)

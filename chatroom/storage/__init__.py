@@ -20,6 +20,14 @@ GENERAL = "general"
 class Unavailable(RuntimeError):
     """The store (Redis) cannot be reached right now; the request may be tried again later."""
 
+    code = "broker_unavailable"
+
+
+class StorageFailed(Unavailable):
+    """The store is there but cannot write (disk full, file removed, read-only)."""
+
+    code = "storage_unavailable"
+
 
 @dataclass(frozen=True)
 class Room:
@@ -45,24 +53,39 @@ class Storage(ABC):
         """Return every retained event of ``channels`` with an id above ``after``, in id order."""
 
     @abstractmethod
+    def position(self) -> tuple[str, int]:
+        """Return the store's epoch and the highest id given in it (0 before the first)."""
+
     def last_id(self) -> int:
         """Return the highest id given so far (0 before the first event)."""
-
-    @abstractmethod
-    def raise_last_id(self, floor: int) -> None:
-        """Make sure every id given from now on is above ``floor``."""
+        return self.position()[1]
 
     @abstractmethod
     def create_room(self, room: Room) -> bool:
         """Store a new room; return False if one of that name exists."""
 
-    @abstractmethod
     def get_room(self, name: str) -> Room | None:
-        """Return the room called ``name``, or None."""
+        """Return the room called ``name``, or None; ``general`` always exists."""
+        # Even in a store that just came back empty, before anyone has re-created it.
+        return Room(GENERAL, None) if name == GENERAL else self._get_room(name)
 
     @abstractmethod
+    def _get_room(self, name: str) -> Room | None:
+        """Return the stored room called ``name``, or None."""
+
     def list_rooms(self) -> list[Room]:
         """Return every room, ``general`` first, then by name."""
+        rooms = {room.name: room for room in self._list_rooms()}
+        rooms.setdefault(GENERAL, Room(GENERAL, None))
+        return sort_rooms(rooms.values())
+
+    @abstractmethod
+    def _list_rooms(self) -> list[Room]:
+        """Return every stored room, in any order."""
+
+    def count_rooms(self) -> int:
+        """Return how many rooms the chat has, ``general`` included."""
+        return len(self.list_rooms())
 
     @abstractmethod
     def delete_room(self, name: str) -> None:
@@ -112,6 +135,11 @@ class Storage(ABC):
     @abstractmethod
     def online(self, room: str) -> list[str]:
         """Return who is online in ``room``, sorted."""
+
+    @property
+    def failure(self) -> str | None:
+        """Say why the store cannot write now, or None while it can."""
+        return None
 
     def online_counts(self, rooms: Iterable[str]) -> dict[str, int]:
         """Return how many users are online in each of ``rooms``."""

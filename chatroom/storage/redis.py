@@ -11,10 +11,15 @@ from typing import Any, TypeVar
 import redis
 
 from ..config import RateLimit
-from ..events import Draft, Event, room_channel
-from . import Room, Storage, Unavailable, sort_rooms
+from ..events import Draft, Event, new_epoch, room_channel
+from . import Room, Storage, Unavailable
 
 _SEQ = "chatroom:seq"
+# The store's life: set when the chat first uses this Redis, and again by the first
+# process that finds the Redis empty, once it has put back what it knows (see
+# RedisBroker). Until then, posts and logins wait: a 503, never an id or a name given
+# out by a Redis that lost its memory.
+_EPOCH = "chatroom:epoch"
 _ROOMS = "chatroom:rooms"
 _USERS = "chatroom:users"
 _PRESENCE_ROOMS = "chatroom:presence-rooms"
@@ -23,22 +28,27 @@ _PRESENCE_ROOMS = "chatroom:presence-rooms"
 # do not go backwards when Redis comes back empty), the record in each log it is filed
 # under, the logs trimmed, and, when asked, the record published. Publishing inside the
 # step is what makes every process receive events in id order, whoever posted them.
+# The id travels as the text Redis keeps: Lua's numbers print as 1e+14 from 10^14 on.
 _APPEND = """
-local id = redis.call('INCR', KEYS[1])
-local floor = tonumber(ARGV[3])
-if id <= floor then
-  id = floor + 1
-  redis.call('SET', KEYS[1], id)
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  return redis.error_reply('NOEPOCH')
 end
-local record = id .. ARGV[1]
-for i = 2, #KEYS do
-  redis.call('ZADD', KEYS[i], id, record)
+local id = redis.call('INCR', KEYS[1])
+if id <= tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('INCR', KEYS[1])
+end
+local id_text = redis.call('GET', KEYS[1])
+local record = epoch .. '-' .. id_text .. ARGV[1]
+for i = 3, #KEYS do
+  redis.call('ZADD', KEYS[i], id_text, record)
   redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -tonumber(ARGV[2]) - 1)
 end
 if ARGV[4] ~= '' then
   redis.call('PUBLISH', ARGV[4], record)
 end
-return id
+return {id_text, epoch}
 """
 
 # Fixed-window counter: the first hit of a window starts its expiry.
@@ -95,13 +105,20 @@ end
 return gone
 """
 
-_RAISE = """
+# Put back what a process knows into a Redis that lost it (ids above what it has seen),
+# then start a new epoch unless another process did already; return the epoch.
+_RESTORE = """
 if (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1])
 end
+redis.call('SET', KEYS[2], ARGV[2], 'NX')
+return redis.call('GET', KEYS[2])
 """
 
 _CLAIM = """
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return redis.error_reply('NOEPOCH')
+end
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
   return 0
@@ -133,6 +150,16 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def _restoring(exc: redis.ResponseError | None) -> Exception:
+    if exc is not None and not str(exc).startswith("NOEPOCH"):
+        return Unavailable(f"Redis refused the request ({exc}).")
+    return Unavailable("Redis came back empty and the chat is restoring what it knows.")
+
+
 def _translating(method: Callable[..., T]) -> Callable[..., T]:
     # Callers (views, the stream) know nothing of redis-py: an outage reaches them as
     # Unavailable, which they answer with a 503 instead of a traceback.
@@ -153,7 +180,7 @@ class RedisStorage(Storage):
         self._redis = client
         self._history = history
         self._append = client.register_script(_APPEND)
-        self._raise = client.register_script(_RAISE)
+        self._restore = client.register_script(_RESTORE)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
         self._rate = client.register_script(_RATE)
@@ -161,14 +188,18 @@ class RedisStorage(Storage):
         self._presence_remove = client.register_script(_PRESENCE_REMOVE)
         self._presence_expire = client.register_script(_PRESENCE_EXPIRE)
         self.ensure_general()
+        self._redis.set(_EPOCH, new_epoch(), nx=True)
 
     def append(self, draft: Draft, *, floor: int = 0, publish_to: str = "") -> Event:
         """Store ``draft``; with ``publish_to``, publish its record there in the same step."""
-        event_id = self._append(
-            keys=[_SEQ, _log_key(draft.channel), *(_log_key(c) for c in draft.also)],
-            args=[draft.tail(), self._history, floor, publish_to],
-        )
-        return Event.logged(int(event_id), draft.channel, draft.kind, draft.body)
+        try:
+            id_text, epoch = self._append(
+                keys=[_SEQ, _EPOCH, _log_key(draft.channel), *(_log_key(c) for c in draft.also)],
+                args=[draft.tail(), self._history, floor, publish_to],
+            )
+        except redis.ResponseError as exc:
+            raise _restoring(exc) from None
+        return Event.logged(int(id_text), draft.channel, draft.kind, draft.body, epoch.decode())
 
     def history(self, channel: str, limit: int, before: int | None = None) -> list[Event]:
         top = f"({before}" if before is not None else "+inf"
@@ -182,24 +213,35 @@ class RedisStorage(Storage):
         lists = [[Event.from_record(r) for r in records] for records in pipe.execute()]
         return list(heapq.merge(*lists, key=lambda e: e.id))
 
-    def last_id(self) -> int:
-        return int(self._redis.get(_SEQ) or 0)
+    def position(self) -> tuple[str, int]:
+        epoch, seq = self._redis.mget(_EPOCH, _SEQ)
+        if epoch is None:
+            raise _restoring(None)
+        return epoch.decode(), int(seq or 0)
 
-    def raise_last_id(self, floor: int) -> None:
-        self._raise(keys=[_SEQ], args=[floor])
+    def restore(self, floor: int, names: Iterable[tuple[str, str]], hold: float) -> str:
+        """Put back into a Redis that came back empty what this process knows.
+
+        Ids go on above ``floor``, ``general`` exists, the names of open streams are held
+        again; only then does a new epoch let posts and logins in. Return the epoch.
+        """
+        self.ensure_general()
+        for key, session in names:
+            self._claim(keys=[_name_key(key), _EPOCH], args=[session, _ms(hold), "0"])
+        return self._restore(keys=[_SEQ, _EPOCH], args=[floor, new_epoch()]).decode()
 
     def create_room(self, room: Room) -> bool:
         return bool(self._redis.hsetnx(_ROOMS, room.name, room.created_by or ""))
 
-    def get_room(self, name: str) -> Room | None:
+    def _get_room(self, name: str) -> Room | None:
         created_by = self._redis.hget(_ROOMS, name)
         return None if created_by is None else Room(name, created_by.decode() or None)
 
-    def list_rooms(self) -> list[Room]:
-        return sort_rooms(
+    def _list_rooms(self) -> list[Room]:
+        return [
             Room(name.decode(), by.decode() or None)
             for name, by in self._redis.hgetall(_ROOMS).items()
-        )
+        ]
 
     def delete_room(self, name: str) -> None:
         pipe = self._redis.pipeline()
@@ -208,7 +250,10 @@ class RedisStorage(Storage):
         pipe.execute()
 
     def claim_name(self, key: str, session: str, hold: float) -> bool:
-        return bool(self._claim(keys=[_name_key(key)], args=[session, max(1, int(hold * 1000))]))
+        try:
+            return bool(self._claim(keys=[_name_key(key), _EPOCH], args=[session, _ms(hold), "1"]))
+        except redis.ResponseError as exc:
+            raise _restoring(exc) from None
 
     def release_name(self, key: str, session: str) -> None:
         self._release(keys=[_name_key(key)], args=[session])
@@ -274,7 +319,7 @@ class RedisStorage(Storage):
         self._redis.close()
 
 
-# Every public method answers an outage with Unavailable.
+# Every method answers an outage with Unavailable.
 for _name, _method in list(vars(RedisStorage).items()):
-    if not _name.startswith("_") and callable(_method):
+    if not _name.startswith("__") and callable(_method):
         setattr(RedisStorage, _name, _translating(_method))

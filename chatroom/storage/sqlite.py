@@ -6,15 +6,18 @@ process, who is online and rate-limit counters, stays in plain dictionaries.
 
 from __future__ import annotations
 
+import functools
+import os
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from ..config import RateLimit
-from ..events import Draft, Event, room_channel
-from . import Room, Storage, sort_rooms
+from ..config import DataDirError, RateLimit
+from ..events import Draft, Event, new_epoch, room_channel
+from . import Room, Storage, StorageFailed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -43,33 +46,92 @@ CREATE TABLE IF NOT EXISTS names (
     session TEXT NOT NULL,
     expires REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+T = TypeVar("T")
 
 # Trimming a channel costs a query, so it runs once per this many appends to it.
 _TRIM_EVERY = 32
+
+
+def _translating(method: Callable[..., T], writes: bool) -> Callable[..., T]:
+    # A disk that filled up, a file removed or made read-only while running: the request
+    # gets a 503 that names the problem, /healthz says degraded, and nothing is lost that
+    # was answered 201. The next write that works clears the failure.
+    @functools.wraps(method)
+    def wrapper(self: SqliteStorage, *args: Any, **kwargs: Any) -> T:
+        try:
+            result = method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            self._failure = f"the history file {self._path} cannot be written ({exc})"
+            raise StorageFailed(f"The chat cannot store messages: {self._failure}.") from None
+        if writes:
+            self._failure = None
+        return result
+
+    return wrapper
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    try:
+        # Created readable by this user only: it holds private messages. SQLite gives its
+        # -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # WAL with synchronous=NORMAL: a committed message survives the process being
+        # killed, at a fraction of the cost of a full fsync per message.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(_SCHEMA)
+    except PermissionError:
+        raise DataDirError(
+            f"Cannot open the history file {path}: permission denied. Make the folder"
+            " writable for this user, or choose another with --data-dir."
+        ) from None
+    except sqlite3.DatabaseError as exc:
+        raise DataDirError(
+            f"The history file {path} cannot be used ({exc}). Move it out of the way"
+            " (the chat then starts with an empty history) or restore it from a backup."
+        ) from None
+    except OSError as exc:
+        raise DataDirError(
+            f"Cannot open the history file {path} ({exc.strerror}). Choose another folder"
+            " with --data-dir."
+        ) from None
+    return db
 
 
 class SqliteStorage(Storage):
     """One SQLite connection, used by one process (gevent runs every greenlet on one thread)."""
 
     def __init__(self, path: Path, history: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        # WAL with synchronous=NORMAL: a committed message survives the process being
-        # killed, at a fraction of the cost of a full fsync per message.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._path = path
+        self._failure: str | None = None
+        self._db = _open(path)
         self._history = history
+        # Drawn when the file is created: a new file is a new life of the event log.
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (new_epoch(),)
+        )
+        self.epoch = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
         self._appends: dict[str, int] = {}
-        self._rates: dict[str, tuple[float, int]] = {}
+        # key -> (start of its window, count in it, the window's length)
+        self._rates: dict[str, tuple[float, int, float]] = {}
         # room -> user -> the processes through which the user is online (here, one).
         self._online: defaultdict[str, defaultdict[str, set[str]]] = defaultdict(
             lambda: defaultdict(set)
         )
         self.ensure_general()
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
 
     def append(self, draft: Draft) -> Event:
         with self._db:
@@ -85,7 +147,7 @@ class SqliteStorage(Storage):
         self._count_append(draft.channel, "events")
         for channel in draft.also:
             self._count_append(channel, "filed")
-        return Event.logged(event_id, draft.channel, draft.kind, draft.body)
+        return Event.logged(event_id, draft.channel, draft.kind, draft.body, self.epoch)
 
     def _count_append(self, channel: str, table: str) -> None:
         count = self._appends.get(channel, 0) + 1
@@ -104,7 +166,7 @@ class SqliteStorage(Storage):
             " ORDER BY id DESC LIMIT ?",
             (channel, before if before is not None else 2**63 - 1, limit),
         ).fetchall()
-        return [Event.logged(*row) for row in reversed(rows)]
+        return [Event.logged(*row, self.epoch) for row in reversed(rows)]
 
     def since(self, channels: Iterable[str], after: int) -> list[Event]:
         channels = list(channels)
@@ -115,21 +177,11 @@ class SqliteStorage(Storage):
             f" WHERE f.channel IN ({marks}) AND f.id > ? ORDER BY 1",
             (*channels, after, *channels, after),
         ).fetchall()
-        return [Event.logged(*row) for row in rows]
+        return [Event.logged(*row, self.epoch) for row in rows]
 
-    def last_id(self) -> int:
+    def position(self) -> tuple[str, int]:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        return row[0] if row else 0
-
-    def raise_last_id(self, floor: int) -> None:
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            if self._db.execute(
-                "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'events'", (floor,)
-            ).rowcount == 0:
-                self._db.execute(
-                    "INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (floor,)
-                )
+        return self.epoch, row[0] if row else 0
 
     def create_room(self, room: Room) -> bool:
         cur = self._db.execute(
@@ -138,15 +190,14 @@ class SqliteStorage(Storage):
         )
         return cur.rowcount == 1
 
-    def get_room(self, name: str) -> Room | None:
+    def _get_room(self, name: str) -> Room | None:
         row = self._db.execute(
             "SELECT name, created_by FROM rooms WHERE name = ?", (name,)
         ).fetchone()
         return Room(*row) if row else None
 
-    def list_rooms(self) -> list[Room]:
-        rows = self._db.execute("SELECT name, created_by FROM rooms")
-        return sort_rooms(Room(*row) for row in rows)
+    def _list_rooms(self) -> list[Room]:
+        return [Room(*row) for row in self._db.execute("SELECT name, created_by FROM rooms")]
 
     def delete_room(self, name: str) -> None:
         with self._db:
@@ -180,14 +231,14 @@ class SqliteStorage(Storage):
 
     def rate_hit(self, key: str, limit: RateLimit) -> float:
         now = time.monotonic()
-        start, count = self._rates.get(key, (now, 0))
+        start, count, _ = self._rates.get(key, (now, 0, limit.seconds))
         if now - start >= limit.seconds:
             start, count = now, 0
         if count >= limit.count:
             return max(0.001, start + limit.seconds - now)
-        self._rates[key] = (start, count + 1)
+        self._rates[key] = (start, count + 1, limit.seconds)
         if len(self._rates) > 10_000:  # forget windows that ended
-            self._rates = {k: v for k, v in self._rates.items() if now - v[0] < limit.seconds}
+            self._rates = {k: v for k, v in self._rates.items() if now - v[0] < v[2]}
         return 0.0
 
     def presence_add(self, room: str, user: str, process: str, ttl: float) -> bool:
@@ -216,3 +267,12 @@ class SqliteStorage(Storage):
 
     def close(self) -> None:
         self._db.close()
+
+
+# Every method that touches the file answers a failing disk with StorageFailed; only a
+# write that works again clears the failure (reads go on working on a full disk).
+for _name in ("append", "create_room", "delete_room", "claim_name", "release_name",
+              "remember_user"):
+    setattr(SqliteStorage, _name, _translating(getattr(SqliteStorage, _name), writes=True))
+for _name in ("history", "since", "position", "_get_room", "_list_rooms", "find_user"):
+    setattr(SqliteStorage, _name, _translating(getattr(SqliteStorage, _name), writes=False))

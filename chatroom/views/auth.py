@@ -7,6 +7,7 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from .. import validation
 from ..app import get_chat
 from ..errors import ApiError
+from ..guards import check_login_rate
 from ..identity import User, new_session_id, session_user
 
 bp = Blueprint("auth", __name__)
@@ -21,6 +22,7 @@ def login() -> Response | tuple[str, int]:
         sid = previous.session if previous else new_session_id()
         user = User(name, validation.name_key(name), sid)
         names = get_chat().names
+        check_login_rate(get_chat().storage, get_chat().config)
         if not names.claim(user):
             raise ApiError(
                 409, "name_taken", f"The name {name!r} is in use by someone online. Pick another."

@@ -10,7 +10,7 @@ from .. import validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel
-from ..guards import check_rate
+from ..guards import check_post_rate, check_room_rate
 from ..identity import require_user
 from ..storage import GENERAL, Room
 
@@ -42,7 +42,9 @@ def _room_json(room: Room, online: int = 0) -> dict[str, Any]:
 @bp.get("")
 def list_rooms() -> Response:
     """Every room with its online count, ``general`` first."""
-    storage = get_chat().storage
+    chat = get_chat()
+    require_viewer(chat)
+    storage = chat.storage
     rooms = storage.list_rooms()
     online = storage.online_counts(room.name for room in rooms)
     return jsonify(rooms=[_room_json(room, online[room.name]) for room in rooms])
@@ -64,6 +66,15 @@ def create_room() -> tuple[Response, int]:
     user = require_user()
     name = validation.room_name(validation.body_field("name"))
     chat.names.confirm(user)
+    if chat.storage.get_room(name) is not None:
+        raise ApiError(409, "room_exists", f"A room called {name!r} exists already.")
+    if chat.storage.count_rooms() >= chat.config.max_rooms:
+        raise ApiError(
+            403, "too_many_rooms",
+            f"This chat has {chat.config.max_rooms} rooms, as many as it holds."
+            " Ask for one to be closed first.",
+        )
+    check_room_rate(chat.storage, chat.config, user.session)
     room = Room(name, user.name)
     if not chat.storage.create_room(room):
         raise ApiError(409, "room_exists", f"A room called {name!r} exists already.")
@@ -118,7 +129,7 @@ def post_message(room: str) -> Response:
     found = existing_room(chat, room)
     text = validation.message_text(validation.body_field("text"))
     chat.names.confirm(user)
-    check_rate(chat.storage, chat.config.rate_limit, user)
+    check_post_rate(chat.storage, chat.config, user.session)
     event = chat.publish(
         Draft.of(room_channel(found.name), "message",
                  room=found.name, user=user.name, text=text, ts=now_ms())

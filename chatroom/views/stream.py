@@ -12,14 +12,13 @@ from flask import Blueprint, Response, request
 from .. import sse, validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
-from ..events import ROOMS_CHANNEL, presence_channel, room_channel, user_channel
+from ..events import ROOMS_CHANNEL, Position, presence_channel, room_channel, user_channel
 from ..hub import Listener
 from ..identity import User, require_user, session_user
 from ..storage import GENERAL, Unavailable
 
 bp = Blueprint("stream", __name__)
 
-MAX_ROOMS = 50
 RETRY_MS = 2000
 # Replay is written in slices so one huge catch-up is not one huge string in memory.
 _REPLAY_SLICE = 256
@@ -32,6 +31,8 @@ def stream() -> Response:
     chat = get_chat()
     user = require_user() if chat.config.private else session_user()
     last_id = _last_event_id()
+    if request.method == "HEAD":
+        return Response(mimetype="text/event-stream", headers=_HEADERS)
     try:
         rooms = _rooms(chat, resuming=last_id is not None)
     except Unavailable:
@@ -49,27 +50,26 @@ def request_socket(environ: dict[str, Any]) -> Any:
     return environ.get("chatroom.socket") or environ.get("gunicorn.socket")
 
 
-def _last_event_id() -> int | None:
+def _last_event_id() -> Position | None:
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     if raw is None or raw.strip() == "":
         return None
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        value = -1
-    if value < 0:
+    position = Position.parse(raw)
+    if position is None:
         raise ApiError(
-            400, "invalid_last_event_id", "Last-Event-ID must be an id this server sent."
+            400, "invalid_last_event_id",
+            "Last-Event-ID must be an id this server sent, like k3x9q2ab-42.",
         )
-    return value
+    return position
 
 
 def _rooms(chat: Chat, resuming: bool) -> list[str]:
     names = list(dict.fromkeys(validation.room_name(r) for r in request.args.getlist("room")))
     if not names:
         return [GENERAL]
-    if len(names) > MAX_ROOMS:
-        raise ApiError(400, "too_many_rooms", f"One stream can follow at most {MAX_ROOMS} rooms.")
+    most = chat.config.max_rooms
+    if len(names) > most:
+        raise ApiError(400, "too_many_rooms", f"One stream can follow at most {most} rooms.")
     found = [name for name in names if chat.storage.get_room(name) is not None]
     missing = sorted(set(names) - set(found))
     if missing and not resuming:
@@ -80,7 +80,7 @@ def _rooms(chat: Chat, resuming: bool) -> list[str]:
 
 
 def _frames(
-    chat: Chat, rooms: list[str], user: User | None, last_id: int | None,
+    chat: Chat, rooms: list[str], user: User | None, last_id: Position | None,
     environ: dict[str, Any],
 ) -> Iterator[bytes]:
     # Runs in the greenlet that serves the request, which the listener records so that
@@ -132,7 +132,15 @@ def _frames(
         # client had hung up, which pywsgi and gunicorn take quietly, closing only their
         # own descriptor. The stream goes on, costing no greenlet while it waits.
         chunked = environ.get("SERVER_PROTOCOL") != "HTTP/1.0"
-        chat.hub.take_over(listener, sock.dup(), chunked, on_close=cleanup)
+        connection = environ.get("chatroom.connection")
+        release = connection.keep() if connection is not None else None
+
+        def end() -> None:
+            cleanup()
+            if release is not None:
+                release()
+
+        chat.hub.take_over(listener, sock.dup(), chunked, on_close=end)
         handed_over = True
         raise ConnectionResetError(errno.ECONNRESET, "stream handed over to the hub")
     except Unavailable:
@@ -143,15 +151,17 @@ def _frames(
             cleanup()
 
 
-def _replay(chat: Chat, channels: set[str], last_id: int) -> Iterator[bytes]:
-    """Send every retained event after ``last_id``; return the highest id sent (or last_id)."""
+def _replay(chat: Chat, channels: set[str], resume: Position) -> Iterator[bytes]:
+    """Send every retained event after ``resume``; return the highest id sent.
+
+    The client's id only chooses what is read, never what the store does: an id of
+    another epoch (the store was emptied since) replays all that is retained, and an id
+    this epoch never reached has nothing newer to replay.
+    """
     storage = chat.storage
-    if last_id > storage.last_id():
-        # An id from before the store was emptied: make new ids larger, so the client's
-        # next Last-Event-ID never makes the server skip events.
-        storage.raise_last_id(last_id)
-        return last_id
-    events = storage.since(channels, last_id)
+    epoch, newest = storage.position()
+    after = 0 if resume.epoch not in (None, epoch) else min(resume.id, newest)
+    events = storage.since(channels, after) if after < newest else []
     for start in range(0, len(events), _REPLAY_SLICE):
         yield b"".join(e.frame for e in events[start : start + _REPLAY_SLICE])
-    return events[-1].id if events else last_id
+    return events[-1].id if events else after

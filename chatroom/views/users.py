@@ -8,7 +8,7 @@ from .. import validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
 from ..events import Draft, dm_channel, now_ms, user_channel
-from ..guards import check_rate
+from ..guards import check_post_rate
 from ..identity import User, require_user
 from .rooms import history_response
 
@@ -35,7 +35,7 @@ def send(name: str) -> Response:
     to_name, to_key = _other(chat, me, name)
     text = validation.message_text(validation.body_field("text"))
     chat.names.confirm(me)
-    check_rate(chat.storage, chat.config.rate_limit, me)
+    check_post_rate(chat.storage, chat.config, me.session)
     fields = {"from": me.name, "to": to_name, "text": text, "ts": now_ms()}
     event = chat.publish(
         Draft.of(dm_channel(me.key, to_key), "dm",

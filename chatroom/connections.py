@@ -1,0 +1,192 @@
+"""The connections the gevent server accepts: its handler, the per-address limit, the
+10-second wait for headers, and the JSON answers for requests the app never sees."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from gevent.pywsgi import WSGIHandler, WSGIServer
+
+from . import network
+from .config import Config
+from .errors import error_json, raw_response
+
+log = logging.getLogger(__name__)
+
+# Bytes of read buffer per connection.
+_READ_BUFFER = 1024
+# A client gets this long to send a request's line and headers (a connection that sends
+# nothing, or one byte a minute, would otherwise hold its slot for ever).
+HEADER_TIMEOUT = 10.0
+# Descriptors kept for the listening socket, storage, Redis and logs.
+_RESERVED_FILES = 64
+
+
+class Slots:
+    """How many connections each client address holds, up to ``most`` (exempt: none)."""
+
+    def __init__(self, most: int, exempt: Callable[[str], bool]) -> None:
+        self._most = most
+        self._exempt = exempt
+        self._held: Counter[str] = Counter()
+
+    def take(self, address: str) -> Connection | None:
+        """Return a held slot for a new connection from ``address``; None if it has all."""
+        if not self._exempt(address):
+            if self._held[address] >= self._most:
+                return None
+            self._held[address] += 1
+            return Connection(self, address)
+        return Connection(None, address)
+
+    def give_back(self, address: str) -> None:
+        self._held[address] -= 1
+        if self._held[address] <= 0:
+            del self._held[address]
+
+
+class Connection:
+    """One accepted connection's slot: given back once, when the connection ends."""
+
+    def __init__(self, slots: Slots | None, address: str) -> None:
+        self._slots = slots
+        self._address = address
+        self.kept = False
+
+    def keep(self) -> Callable[[], None]:
+        """Keep the slot past the request (a stream handed over); return its release."""
+        self.kept = True
+        return self.release
+
+    def release(self) -> None:
+        if self._slots is not None:
+            self._slots.give_back(self._address)
+            self._slots = None
+
+
+class ChatHandler(WSGIHandler):
+    """pywsgi's handler, telling the app the client's socket (streams write to it directly)."""
+
+    connection: Connection | None = None
+
+    def __init__(self, sock: socket.socket, address: tuple, server: WSGIServer) -> None:
+        super().__init__(sock, address, server)
+        # A stream holds its connection for hours: an 8 KiB read buffer (the default)
+        # would be a third of its memory. Requests are read just as well through 1 KiB.
+        self.rfile = sock.makefile("rb", _READ_BUFFER)
+
+    def read_requestline(self) -> str:
+        self.socket.settimeout(HEADER_TIMEOUT)
+        return super().read_requestline()
+
+    def get_environ(self) -> dict[str, Any]:
+        # The headers are in: the app's own waits take over.
+        self.socket.settimeout(None)
+        environ = super().get_environ()
+        environ["chatroom.socket"] = self.socket
+        environ["chatroom.connection"] = self.connection
+        with contextlib.suppress(OSError, IndexError):
+            environ["chatroom.local_address"] = self.socket.getsockname()[0]
+        return environ
+
+    def handle_one_request(self) -> Any:
+        result = super().handle_one_request()
+        if isinstance(result, tuple) and result[0] == "414":
+            return ("414", raw_response(414, "Request URI Too Long"))
+        if isinstance(result, tuple) and result[0] == "400":
+            return ("400", raw_response(400, "Bad Request"))
+        return result
+
+    def _handle_client_error(self, ex: BaseException) -> Any:
+        if isinstance(ex, OSError):
+            return None  # the client went quiet or away while sending headers: close
+        log.info("refused a request from %s: %s", self.client_address, ex)
+        return ("400", raw_response(400, "Bad Request"))
+
+    def _send_error_response_if_possible(self, error_code: int) -> None:
+        if self.response_length:
+            self.close_connection = True
+            return
+        body = error_json(error_code)
+        status = "400 Bad Request" if error_code == 400 else "500 Internal Server Error"
+        try:
+            self.start_response(status, [
+                ("Content-Type", "application/json"), ("Connection", "close"),
+                ("Content-Length", str(len(body))),
+            ])
+            self.write(body)
+        except OSError:
+            self.close_connection = True
+
+
+class ChatServer(WSGIServer):
+    """pywsgi with Nagle's algorithm off and a bounded number of connections per address.
+
+    pywsgi writes a response's headers and body in separate sends; with Nagle on, the
+    body then waits for the client's delayed ACK (40 ms on Linux) on every request, and
+    small SSE frames would wait the same way.
+    """
+
+    handler_class = ChatHandler
+
+    def __init__(self, *args: Any, config: Config, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A client that vanished (no FIN, no RST: a laptop closed, Wi-Fi gone) is noticed
+        # only when unacknowledged data times out; the keep-alives supply the data, and
+        # this bounds the wait, so a dead listener leaves presence in bounded time.
+        self._user_timeout_ms = max(5000, int(config.keepalive * 1000))
+        proxies = config.trusted_proxies
+
+        def exempt(address: str) -> bool:
+            return (
+                config.rate_limit is None or network.is_this_computer(address)
+                or network.client_address(address, "x", proxies) != address
+            )
+
+        self.slots = Slots(config.max_connections, exempt)
+
+    def handle(self, sock: socket.socket, address: Any) -> None:
+        ip = address[0] if isinstance(address, tuple) and address else ""
+        connection = self.slots.take(ip)
+        if connection is None:
+            with contextlib.suppress(OSError):
+                sock.sendall(raw_response(429, "Too Many Requests"))
+            sock.close()
+            return
+        # A Unix socket has no Nagle to turn off.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if hasattr(socket, "TCP_USER_TIMEOUT"):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self._user_timeout_ms)
+        handler = self.handler_class(sock, address, self)
+        handler.connection = connection
+        try:
+            handler.handle()
+        finally:
+            if not connection.kept:
+                connection.release()
+
+
+def raise_open_files_limit() -> int | None:
+    """Raise this process's open-files limit as far as allowed; return how many listeners fit.
+
+    A desktop's default of 1024 would silently cap a class at about a thousand.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1_048_576
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    # Each listener holds its connection and a duplicate of it while the hub writes.
+    return max(0, (soft - _RESERVED_FILES) // 2)
