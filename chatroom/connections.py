@@ -23,6 +23,8 @@ _READ_BUFFER = 1024
 # A client gets this long to send a request's line and headers (a connection that sends
 # nothing, or one byte a minute, would otherwise hold its slot for ever).
 HEADER_TIMEOUT = 10.0
+# Request headers past this many bytes in all are refused (431).
+HEADERS_MAX = 16 * 1024
 # Descriptors kept for the listening socket, storage, Redis and logs.
 _RESERVED_FILES = 64
 
@@ -69,6 +71,10 @@ class Connection:
             self._slots = None
 
 
+class _HeadersTooLarge(ValueError):
+    pass
+
+
 class ChatHandler(WSGIHandler):
     """pywsgi's handler, telling the app the client's socket (streams write to it directly)."""
 
@@ -83,6 +89,12 @@ class ChatHandler(WSGIHandler):
     def read_requestline(self) -> str:
         self.socket.settimeout(HEADER_TIMEOUT)
         return super().read_requestline()
+
+    def read_request(self, raw_requestline: str) -> Any:
+        result = super().read_request(raw_requestline)
+        if sum(len(k) + len(v) + 4 for k, v in self.headers.items()) > HEADERS_MAX:
+            raise _HeadersTooLarge("the request's headers are too large")
+        return result
 
     def get_environ(self) -> dict[str, Any]:
         # The headers are in: the app's own waits take over.
@@ -106,6 +118,8 @@ class ChatHandler(WSGIHandler):
         if isinstance(ex, OSError):
             return None  # the client went quiet or away while sending headers: close
         log.info("refused a request from %s: %s", self.client_address, ex)
+        if isinstance(ex, _HeadersTooLarge):
+            return ("431", raw_response(431, "Request Header Fields Too Large"))
         return ("400", raw_response(400, "Bad Request"))
 
     def _send_error_response_if_possible(self, error_code: int) -> None:
@@ -154,9 +168,7 @@ class ChatServer(WSGIServer):
         ip = address[0] if isinstance(address, tuple) and address else ""
         connection = self.slots.take(ip)
         if connection is None:
-            with contextlib.suppress(OSError):
-                sock.sendall(raw_response(429, "Too Many Requests"))
-            sock.close()
+            _refuse(sock)
             return
         # A Unix socket has no Nagle to turn off.
         with contextlib.suppress(OSError):
@@ -170,6 +182,18 @@ class ChatServer(WSGIServer):
         finally:
             if not connection.kept:
                 connection.release()
+
+
+def _refuse(sock: socket.socket) -> None:
+    # Answer before the request is read, then read what the client sent: closing with
+    # unread bytes would reset the connection, and the client would never see the answer.
+    with contextlib.suppress(OSError):
+        sock.sendall(raw_response(429, "Too Many Requests"))
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(1.0)
+        while sock.recv(16384):
+            pass
+    sock.close()
 
 
 def raise_open_files_limit() -> int | None:

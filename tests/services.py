@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import requests.adapters
 
 from sse_client import SSEStream
 
@@ -146,8 +147,8 @@ class ChatServer:
     def health(self) -> dict[str, Any]:
         return requests.get(self.url + "/healthz", timeout=5).json()
 
-    def visitor(self, name: str | None = None) -> Visitor:
-        visitor = Visitor(self)
+    def visitor(self, name: str | None = None, source: str | None = None) -> Visitor:
+        visitor = Visitor(self, source)
         if name is not None:
             visitor.login(name)
         return visitor
@@ -156,12 +157,30 @@ class ChatServer:
         return SSEStream(f"{self.url}/stream{'?' + query if query else ''}", **kwargs)
 
 
-class Visitor:
-    """Someone using the chat over HTTP, with their own session cookie."""
+class _FromAddress(requests.adapters.HTTPAdapter):
+    """Connects from a chosen local address: 127.0.0.2 stands in for another machine."""
 
-    def __init__(self, server: ChatServer) -> None:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+class Visitor:
+    """Someone using the chat over HTTP, with their own session cookie.
+
+    ``source`` is the local address their connections come from (another machine).
+    """
+
+    def __init__(self, server: ChatServer, source: str | None = None) -> None:
         self.server = server
+        self.source = source
         self.http = requests.Session()
+        if source is not None:
+            self.http.mount("http://", _FromAddress(source))
         self.name: str | None = None
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -194,4 +213,4 @@ class Visitor:
         return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
 
     def stream(self, query: str = "", **kwargs: Any) -> SSEStream:
-        return self.server.stream(query, cookie=self.cookie(), **kwargs)
+        return self.server.stream(query, cookie=self.cookie(), source=self.source, **kwargs)

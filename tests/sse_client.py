@@ -84,9 +84,13 @@ class SSEStream:
         last_event_id: int | str | None = None,
         rcvbuf: int | None = None,
         timeout: float = 10.0,
+        source: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         parts = urlsplit(url)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if source is not None:
+            self.sock.bind((source, 0))
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
@@ -97,6 +101,7 @@ class SSEStream:
             lines.append(f"Cookie: {cookie}")
         if last_event_id is not None:
             lines.append(f"Last-Event-ID: {last_event_id}")
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self._buf = b""
         self.body = b""  # every body byte received so far, exactly as sent

@@ -105,3 +105,33 @@ def test_repeated_outages_leak_nothing(start_server, own_redis, unique) -> None:
     everyone, subscriptions = _clients(own_redis)
     assert subscriptions == 1
     assert everyone <= baseline[0] + 1
+
+
+def test_a_redis_back_empty_has_general_and_keeps_connected_names(
+    start_server, own_redis, unique
+) -> None:
+    server = start_server("redis", redis=own_redis)
+    ana = server.visitor(unique("ana"))
+    with ana.stream() as listener:
+        listener.wait_for(lambda fs: any(f.event == "presence" for f in fs))
+        own_redis.kill()
+        (own_redis.workdir / "dump.rdb").unlink(missing_ok=True)
+        own_redis.start()  # empty; the server may not have noticed yet
+        rival = server.visitor()
+        statuses: set[int] = set()
+        settled = None
+        while settled is None or time.monotonic() < settled + 1.0:
+            # general is there from the first request on: never a 404 that would make a
+            # browser's EventSource give up.
+            history = rival.request("GET", "/api/rooms/general/messages")
+            assert history.status_code in (200, 503), history.text
+            with server.stream("room=general") as stream:
+                assert stream.status == 200
+            statuses.add(rival.login(ana.name).status_code)
+            if settled is None and server.health()["status"] == "ok":
+                settled = time.monotonic()
+        # Nobody else got the name of someone still connected.
+        assert 200 not in statuses, statuses
+        assert 409 in statuses
+        after = ana.say("still ana")
+        assert listener.wait_messages(1) == [after]

@@ -13,7 +13,7 @@ const state = {
   rooms: new Map(),   // name -> {name, created_by, online: [names]}
   convs: new Set(),   // names of people with a private conversation
   views: new Map(),   // "room:<name>" | "dm:<name>" -> view
-  lastId: null,       // the newest event id seen, for Last-Event-ID
+  lastId: null,       // the last event position seen, sent back as Last-Event-ID
 };
 
 function viewKey(kind, name) { return `${kind}:${name}`; }
@@ -246,7 +246,8 @@ async function closeRoom(name) {
 // ------------------------------------------------------------ stream events --
 
 function onEvent(kind, data, id) {
-  if (id) state.lastId = Math.max(state.lastId ?? 0, Number(id));
+  // Positions ("<epoch>-<id>") arrive in order: the last one is where to resume.
+  if (id) state.lastId = id;
   if (kind === "message" || kind === "dm") {
     const other = kind === "dm" ? (data.from === me ? data.to : data.from) : null;
     if (other) state.convs.add(other);
