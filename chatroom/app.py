@@ -15,7 +15,7 @@ from .broker import Broker, open_broker
 from .config import Config
 from .events import Draft, Event
 from .hub import Hub
-from .identity import NameHolds
+from .identity import NameHolds, Sessions
 from .presence import Presence
 from .stats import LiveStats
 from .storage import Storage
@@ -31,6 +31,7 @@ class Chat:
     broker: Broker
     hub: Hub
     names: NameHolds
+    sessions: Sessions
     presence: Presence
     stats: LiveStats
 
@@ -78,9 +79,10 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
 
     broker = open_broker(config)
     hub = Hub(config.keepalive)
+    names = NameHolds(broker.storage, config.name_hold)
     chat = Chat(
-        config, broker, hub, NameHolds(broker.storage, config.name_hold), Presence(broker),
-        LiveStats(hub, broker),
+        config, broker, hub, names, Sessions(broker.storage, names, broker.announce),
+        Presence(broker), LiveStats(hub, broker),
     )
     broker.start(hub.deliver, lambda after: hub.resync(broker.storage, after), chat.names.held)
     app.extensions["chatroom"] = chat

@@ -14,8 +14,9 @@ store was emptied is recognised as such and never compared with the new life's i
 Channels: ``room:<name>`` carries a room's messages, ``rooms`` carries ``room_created``
 and ``room_closed`` (every stream follows it), ``presence:<name>`` carries a room's
 ``join`` and ``leave`` (never stored, no id), ``dm:<a>|<b>`` carries the private messages
-between two users (``<a>`` and ``<b>`` are name keys). A private message is also filed
-under ``user:<a>`` and ``user:<b>``, so a user's stream can replay every conversation.
+between two sessions (``<a>`` and ``<b>`` are session ids: a conversation belongs to the
+two logins that had it, not to their names). A private message is also filed under
+``user:<a>`` and ``user:<b>``, so a session's stream can replay every conversation.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 from . import sse
 
 ROOMS_CHANNEL = "rooms"
+# Between processes only (no stream follows it): a session ended, its streams end too.
+SESSIONS_CHANNEL = "sessions"
 
 
 def room_channel(room: str) -> str:
@@ -46,21 +49,21 @@ def presence_channel(room: str) -> str:
 _PAIR = "\x1f"
 
 
-def dm_channel(key_a: str, key_b: str) -> str:
-    """Return the channel of the conversation between two users (by their name keys)."""
-    first, second = sorted((key_a, key_b))
+def dm_channel(session_a: str, session_b: str) -> str:
+    """Return the channel of the conversation between two sessions."""
+    first, second = sorted((session_a, session_b))
     return f"dm:{first}{_PAIR}{second}"
 
 
 def dm_parties(channel: str) -> tuple[str, str]:
-    """Return the two name keys of a ``dm:`` channel."""
+    """Return the two sessions of a ``dm:`` channel."""
     first, _, second = channel[3:].partition(_PAIR)
     return first, second
 
 
-def user_channel(key: str) -> str:
-    """Return the channel under which a user's private messages are filed."""
-    return f"user:{key}"
+def user_channel(session: str) -> str:
+    """Return the channel under which a session's private messages are filed."""
+    return f"user:{session}"
 
 
 _POSITION = re.compile(r"(?:([a-z0-9]{1,16})-)?([0-9]{1,16})")

@@ -22,6 +22,7 @@ from gevent.pool import Group
 
 from .events import (
     ROOMS_CHANNEL,
+    SESSIONS_CHANNEL,
     Event,
     dm_parties,
     presence_channel,
@@ -301,6 +302,8 @@ class Hub:
             self.events += 1
         targets = self._targets(event.channel)
         if not targets:
+            if event.channel == SESSIONS_CHANNEL:
+                self._end_session(event.payload()["session"])
             return
         if not self._dirty:
             self._first_queued = time.monotonic()
@@ -311,6 +314,12 @@ class Hub:
             self._drop(listener)
         if event.kind == "room_closed":
             self._move_to_general(event.payload()["room"])
+
+    def _end_session(self, session: str) -> None:
+        # Logout or a kick: the session's streams end cleanly (the end of the body).
+        for listener in [x for x in self._all if x.user is not None and x.user.session == session]:
+            self.remove(listener)
+            listener.close()
 
     def _drop(self, listener: Listener) -> None:
         self.dropped += 1

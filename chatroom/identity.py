@@ -1,4 +1,10 @@
-"""Who is asking: the display name in the signed session cookie, and how names are held.
+"""Who is asking: sessions the server keeps, and the display names they hold.
+
+The cookie carries only a session id, signed; the session itself (its name, whether it is
+the host's) lives in storage, shared by every process, so logging out, a kick or expiry
+ends it everywhere at once and a copied cookie stops working. Every login starts a new
+session. Private messages belong to sessions, not to names: a later holder of a name
+starts with none of the earlier holder's conversations.
 
 A name is held from login until logout, or until its session has had no open stream for
 ``name_hold`` seconds (60 by default). While a session has a stream open, this process
@@ -12,14 +18,17 @@ from collections import Counter
 from dataclasses import dataclass
 
 import gevent
-from flask import session
+from flask import current_app, g, session
 
 from .errors import ApiError
-from .storage import Storage
+from .events import SESSIONS_CHANNEL, Event
+from .storage import Session, Storage
 from .validation import name_key
 
 # How often open streams renew their names' holds, and the slack added to cover the gap.
 _RENEW_EVERY = 10.0
+# A session unused for this long ends by itself (the cookie would outlive it).
+SESSION_TTL = 30 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -29,14 +38,20 @@ class User:
     name: str
     key: str
     session: str
+    host: bool = False
 
 
 def session_user() -> User | None:
-    """Return the user of this request's session, or None if it has not logged in."""
-    name, sid = session.get("user"), session.get("sid")
-    if not isinstance(name, str) or not isinstance(sid, str):
-        return None
-    return User(name, name_key(name), sid)
+    """Return the user of this request's live session, or None if there is none."""
+    if "user" not in g:
+        sid = session.get("sid")
+        found = None
+        if isinstance(sid, str):
+            found = current_app.extensions["chatroom"].storage.get_session(sid)
+        g.user = None if found is None else User(
+            found.name, name_key(found.name), found.id, found.host
+        )
+    return g.user
 
 
 def require_user() -> User:
@@ -49,7 +64,7 @@ def require_user() -> User:
 
 def new_session_id() -> str:
     """Return a fresh random id for a session, the owner of the names it holds."""
-    return secrets.token_urlsafe(16)
+    return secrets.token_urlsafe(24)
 
 
 class NameHolds:
@@ -74,10 +89,6 @@ class NameHolds:
                 " Log in again with another name.",
             )
 
-    def release(self, user: User) -> None:
-        """Free the name at logout."""
-        self._storage.release_name(user.key, user.session)
-
     def stream_opened(self, user: User) -> None:
         """Keep the name held while this stream stays open."""
         self._open[(user.key, user.session)] += 1
@@ -90,7 +101,13 @@ class NameHolds:
         self._open[entry] -= 1
         if self._open[entry] <= 0:
             del self._open[entry]
-            self._storage.claim_name(user.key, user.session, self._hold)
+            # Only if still held: a name freed at logout stays free.
+            self._storage.renew_name(user.key, user.session, self._hold)
+
+    def forget(self, session_id: str) -> None:
+        """Stop renewing the names of a session that ended."""
+        for entry in [e for e in self._open if e[1] == session_id]:
+            del self._open[entry]
 
     def held(self) -> list[tuple[str, str]]:
         """Return the (name key, session) pairs this process holds for open streams."""
@@ -106,6 +123,37 @@ class NameHolds:
             gevent.sleep(_RENEW_EVERY)
             for key, sid in list(self._open):
                 try:
-                    self._storage.claim_name(key, sid, self._hold + _RENEW_EVERY)
+                    self._storage.renew_name(key, sid, self._hold + _RENEW_EVERY)
                 except Exception:  # a broker outage: try again next round
                     break
+
+
+class Sessions:
+    """Starts and ends sessions; an ending reaches every stream of it, on every process."""
+
+    def __init__(self, storage: Storage, names: NameHolds, announce) -> None:
+        self._storage = storage
+        self._names = names
+        self._announce = announce
+
+    def login(self, name: str, previous: User | None) -> User:
+        """Start a new session holding ``name``; end ``previous``. 409 if the name is taken."""
+        user = User(name, name_key(name), new_session_id())
+        if previous is not None and previous.key == user.key:
+            self.end(previous.session)  # the same person again: a fresh session
+            previous = None
+        if not self._names.claim(user):
+            raise ApiError(
+                409, "name_taken", f"The name {name!r} is in use by someone online. Pick another."
+            )
+        self._storage.start_session(Session(user.session, name), user.key, SESSION_TTL)
+        if previous is not None:
+            self.end(previous.session)
+        return user
+
+    def end(self, session_id: str) -> Session | None:
+        """End a session: its cookie stops working, its streams end, its name is free."""
+        ended = self._storage.end_session(session_id)
+        self._names.forget(session_id)
+        self._announce(Event.ephemeral(SESSIONS_CHANNEL, "session_ended", session=session_id))
+        return ended

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import request
 
+from . import lookalike
 from .errors import ApiError
 
 NAME_MAX = 32
@@ -30,12 +31,19 @@ def display_name(raw: Any) -> str:
         raise ApiError(
             400, "invalid_username", "A username cannot contain control characters or line breaks."
         )
+    if any(lookalike.is_invisible(ch) for ch in name):
+        raise ApiError(
+            400, "invalid_username", "A username cannot contain invisible characters."
+        )
+    if lookalike.most_marks(name) > lookalike.MAX_MARKS:
+        raise ApiError(
+            400, "invalid_username",
+            f"A username has at most {lookalike.MAX_MARKS} accents on one letter.",
+        )
     return name
 
 
-def name_key(name: str) -> str:
-    """Return the form under which a name is held: "Ana" and "ana" are the same person."""
-    return unicodedata.normalize("NFKC", name).casefold()
+name_key = lookalike.name_key
 
 
 def room_name(raw: Any) -> str:

@@ -330,7 +330,9 @@ class Stream {
     source.onerror = () => {
       if (source !== this.source) return;
       if (source.readyState === EventSource.CLOSED) {
-        // The server refused or vanished: try again, backing off up to 15 s.
+        // The server refused or vanished: if the session ended (a logout in another tab),
+        // api() goes back to the name picker; else try again, backing off up to 15 s.
+        api("GET", "/api/session");
         this.status(navigator.onLine ? "reconnecting" : "offline");
         setTimeout(() => { if (source === this.source) this.start(); }, this.retry);
         this.retry = Math.min(this.retry * 2, 15000);

@@ -37,6 +37,15 @@ class Room:
     created_by: str | None
 
 
+@dataclass(frozen=True)
+class Session:
+    """A login the server knows: its secret id, the display name it took, whether host."""
+
+    id: str
+    name: str
+    host: bool = False
+
+
 class Storage(ABC):
     """The persistent state of a chat, whatever keeps it."""
 
@@ -99,16 +108,28 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    def renew_name(self, key: str, session: str, hold: float) -> None:
+        """Hold name ``key`` for another ``hold`` seconds, only if ``session`` holds it."""
+
+    @abstractmethod
     def release_name(self, key: str, session: str) -> None:
         """Free name ``key`` if ``session`` holds it."""
 
     @abstractmethod
-    def remember_user(self, key: str, name: str) -> None:
-        """Record that ``name`` has logged in, so others can write to it."""
+    def start_session(self, session: Session, key: str, ttl: float) -> None:
+        """Record a new login, and make it the one private messages to ``key`` reach."""
 
     @abstractmethod
-    def find_user(self, key: str) -> str | None:
-        """Return the display name of a user who has logged in, or None."""
+    def get_session(self, session_id: str) -> Session | None:
+        """Return the live session with this id, or None (ended, expired, never was)."""
+
+    @abstractmethod
+    def end_session(self, session_id: str) -> Session | None:
+        """End a session (logout, kick); return it, or None if it was not live."""
+
+    @abstractmethod
+    def find_user(self, key: str) -> tuple[str, str] | None:
+        """Return the display name and session of the latest login under ``key``, or None."""
 
     @abstractmethod
     def rate_hit(self, key: str, limit: RateLimit) -> float:

@@ -12,7 +12,7 @@ import redis
 
 from ..config import RateLimit
 from ..events import Draft, Event, new_epoch, room_channel
-from . import Room, Storage, Unavailable
+from . import Room, Session, Storage, Unavailable
 
 _SEQ = "chatroom:seq"
 # The store's life: set when the chat first uses this Redis, and again by the first
@@ -21,7 +21,6 @@ _SEQ = "chatroom:seq"
 # out by a Redis that lost its memory.
 _EPOCH = "chatroom:epoch"
 _ROOMS = "chatroom:rooms"
-_USERS = "chatroom:users"
 _PRESENCE_ROOMS = "chatroom:presence-rooms"
 
 # One atomic step: the next id (never at or below the floor the caller has seen, so ids
@@ -127,6 +126,38 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+"""
+
+# A session: its record, and the name's holder (whom private messages to it reach).
+_START_SESSION = """
+redis.call('HSET', KEYS[1], 'name', ARGV[1], 'key', ARGV[2], 'host', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('SET', KEYS[2], ARGV[4] .. '\t' .. ARGV[1], 'PX', ARGV[5])
+"""
+
+# Ending a session frees its name and stops private messages reaching it, at once.
+_END_SESSION = """
+local found = redis.call('HMGET', KEYS[1], 'name', 'key', 'host')
+if not found[1] then
+  return false
+end
+redis.call('DEL', KEYS[1])
+local name_key = ARGV[2] .. found[2]
+if redis.call('GET', name_key) == ARGV[1] then
+  redis.call('DEL', name_key)
+end
+local holder_key = ARGV[3] .. found[2]
+local holder = redis.call('GET', holder_key)
+if holder and string.sub(holder, 1, #ARGV[1] + 1) == ARGV[1] .. '\t' then
+  redis.call('DEL', holder_key)
+end
+return found
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
@@ -138,8 +169,13 @@ def _log_key(channel: str) -> str:
     return f"chatroom:log:{channel}"
 
 
+_NAME_PREFIX = "chatroom:name:"
+_HOLDER_PREFIX = "chatroom:holder:"
+_SESSION_PREFIX = "chatroom:session:"
+
+
 def _name_key(key: str) -> str:
-    return f"chatroom:name:{key}"
+    return _NAME_PREFIX + key
 
 
 _PRESENCE_PREFIX = "chatroom:presence:"
@@ -183,6 +219,9 @@ class RedisStorage(Storage):
         self._restore = client.register_script(_RESTORE)
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+        self._start_session = client.register_script(_START_SESSION)
+        self._end_session = client.register_script(_END_SESSION)
         self._rate = client.register_script(_RATE)
         self._presence_add = client.register_script(_PRESENCE_ADD)
         self._presence_remove = client.register_script(_PRESENCE_REMOVE)
@@ -258,12 +297,31 @@ class RedisStorage(Storage):
     def release_name(self, key: str, session: str) -> None:
         self._release(keys=[_name_key(key)], args=[session])
 
-    def remember_user(self, key: str, name: str) -> None:
-        self._redis.hset(_USERS, key, name)
+    def renew_name(self, key: str, session: str, hold: float) -> None:
+        self._renew(keys=[_name_key(key)], args=[session, _ms(hold)])
 
-    def find_user(self, key: str) -> str | None:
-        name = self._redis.hget(_USERS, key)
-        return None if name is None else name.decode()
+    def start_session(self, session: Session, key: str, ttl: float) -> None:
+        self._start_session(
+            keys=[_SESSION_PREFIX + session.id, _HOLDER_PREFIX + key],
+            args=[session.name, key, int(session.host), session.id, _ms(ttl)],
+        )
+
+    def get_session(self, session_id: str) -> Session | None:
+        name, host = self._redis.hmget(_SESSION_PREFIX + session_id, "name", "host")
+        return None if name is None else Session(session_id, name.decode(), host == b"1")
+
+    def end_session(self, session_id: str) -> Session | None:
+        found = self._end_session(
+            keys=[_SESSION_PREFIX + session_id], args=[session_id, _NAME_PREFIX, _HOLDER_PREFIX]
+        )
+        return Session(session_id, found[0].decode(), found[2] == b"1") if found else None
+
+    def find_user(self, key: str) -> tuple[str, str] | None:
+        holder = self._redis.get(_HOLDER_PREFIX + key)
+        if holder is None:
+            return None
+        session, _, name = holder.decode().partition("\t")
+        return name, session
 
     def rate_hit(self, key: str, limit: RateLimit) -> float:
         window_ms = max(1, int(limit.seconds * 1000))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ..config import DataDirError, RateLimit
 from ..events import Draft, Event, new_epoch, room_channel
-from . import Room, Storage, StorageFailed
+from . import Room, Session, Storage, StorageFailed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -37,9 +37,17 @@ CREATE TABLE IF NOT EXISTS filed (
     id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     PRIMARY KEY (channel, id)
 );
-CREATE TABLE IF NOT EXISTS users (
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    host INTEGER NOT NULL DEFAULT 0,
+    expires REAL NOT NULL
+);
+-- The latest login under each name key: private messages to that name reach it.
+CREATE TABLE IF NOT EXISTS holders (
     key TEXT PRIMARY KEY,
-    name TEXT NOT NULL
+    name TEXT NOT NULL,
+    session TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS names (
     key TEXT PRIMARY KEY,
@@ -216,18 +224,56 @@ class SqliteStorage(Storage):
         )
         return cur.rowcount == 1
 
+    def renew_name(self, key: str, session: str, hold: float) -> None:
+        self._db.execute(
+            "UPDATE names SET expires = ? WHERE key = ? AND session = ?",
+            (time.time() + hold, key, session),
+        )
+
     def release_name(self, key: str, session: str) -> None:
         self._db.execute("DELETE FROM names WHERE key = ? AND session = ?", (key, session))
 
-    def remember_user(self, key: str, name: str) -> None:
-        self._db.execute(
-            "INSERT INTO users (key, name) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET name = excluded.name", (key, name),
-        )
+    def start_session(self, session: Session, key: str, ttl: float) -> None:
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            # Throw-away logins must not grow the tables for ever: what ended goes.
+            self._db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+            self._db.execute("DELETE FROM names WHERE expires < ?", (now,))
+            self._db.execute(
+                "DELETE FROM holders WHERE session NOT IN (SELECT id FROM sessions)"
+            )
+            self._db.execute(
+                "INSERT INTO sessions (id, name, host, expires) VALUES (?, ?, ?, ?)",
+                (session.id, session.name, int(session.host), now + ttl),
+            )
+            self._db.execute(
+                "INSERT INTO holders (key, name, session) VALUES (?, ?, ?) ON CONFLICT (key)"
+                " DO UPDATE SET name = excluded.name, session = excluded.session",
+                (key, session.name, session.id),
+            )
 
-    def find_user(self, key: str) -> str | None:
-        row = self._db.execute("SELECT name FROM users WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+    def get_session(self, session_id: str) -> Session | None:
+        row = self._db.execute(
+            "SELECT id, name, host FROM sessions WHERE id = ? AND expires >= ?",
+            (session_id, time.time()),
+        ).fetchone()
+        return Session(row[0], row[1], bool(row[2])) if row else None
+
+    def end_session(self, session_id: str) -> Session | None:
+        found = self.get_session(session_id)
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            self._db.execute("DELETE FROM names WHERE session = ?", (session_id,))
+            self._db.execute("DELETE FROM holders WHERE session = ?", (session_id,))
+        return found
+
+    def find_user(self, key: str) -> tuple[str, str] | None:
+        row = self._db.execute(
+            "SELECT name, session FROM holders WHERE key = ?", (key,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
 
     def rate_hit(self, key: str, limit: RateLimit) -> float:
         now = time.monotonic()
@@ -271,8 +317,9 @@ class SqliteStorage(Storage):
 
 # Every method that touches the file answers a failing disk with StorageFailed; only a
 # write that works again clears the failure (reads go on working on a full disk).
-for _name in ("append", "create_room", "delete_room", "claim_name", "release_name",
-              "remember_user"):
+for _name in ("append", "create_room", "delete_room", "claim_name", "renew_name",
+              "release_name", "start_session", "end_session"):
     setattr(SqliteStorage, _name, _translating(getattr(SqliteStorage, _name), writes=True))
-for _name in ("history", "since", "position", "_get_room", "_list_rooms", "find_user"):
+for _name in ("history", "since", "position", "_get_room", "_list_rooms", "find_user",
+              "get_session"):
     setattr(SqliteStorage, _name, _translating(getattr(SqliteStorage, _name), writes=False))

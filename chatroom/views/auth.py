@@ -1,4 +1,4 @@
-"""Logging in and out: a display name in the session cookie, held while its owner is online."""
+"""Logging in and out: a new server-side session per login, holding a display name."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from .. import validation
 from ..app import get_chat
 from ..errors import ApiError
 from ..guards import check_login_rate
-from ..identity import User, new_session_id, session_user
+from ..identity import require_user, session_user
 
 bp = Blueprint("auth", __name__)
 
@@ -16,27 +16,19 @@ bp = Blueprint("auth", __name__)
 @bp.post("/login")
 def login() -> Response | tuple[str, int]:
     """Take a display name; 409 if someone online holds it."""
+    chat = get_chat()
     try:
         name = validation.display_name(validation.body_field("username"))
-        previous = session_user()
-        sid = previous.session if previous else new_session_id()
-        user = User(name, validation.name_key(name), sid)
-        names = get_chat().names
-        check_login_rate(get_chat().storage, get_chat().config)
-        if not names.claim(user):
-            raise ApiError(
-                409, "name_taken", f"The name {name!r} is in use by someone online. Pick another."
-            )
+        check_login_rate(chat.storage, chat.config)
+        # Whatever cookie came with the request, the session is a new one (no fixation).
+        user = chat.sessions.login(name, session_user())
     except ApiError as exc:
         if not _browser_form():
             raise
         return render_template("login.html", error=exc.message), exc.status
-    if previous is not None and previous.key != user.key:
-        names.release(previous)
-    get_chat().storage.remember_user(user.key, name)
     session.clear()
     session.permanent = True
-    session.update(user=name, sid=sid)
+    session["sid"] = user.session
     if request.form:
         return redirect("/", code=303)
     return jsonify(username=name)
@@ -50,11 +42,18 @@ def _browser_form() -> bool:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """End the session and free its name."""
+    """End the session everywhere: its cookie, its streams, its name."""
     user = session_user()
     if user is not None:
-        get_chat().names.release(user)
+        get_chat().sessions.end(user.session)
     session.clear()
     if request.form:
         return redirect("/", code=303)
     return jsonify(ok=True)
+
+
+@bp.get("/api/session")
+def whoami() -> Response:
+    """Who this browser is logged in as; 401 once the session has ended."""
+    user = require_user()
+    return jsonify(username=user.name, host=user.host)

@@ -7,7 +7,7 @@ import errno
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, request, session
 
 from .. import sse, validation
 from ..app import Chat, get_chat
@@ -29,11 +29,14 @@ _HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 def stream() -> Response:
     """Follow rooms (``general`` if none is named), room events and the user's private messages."""
     chat = get_chat()
-    user = require_user() if chat.config.private else session_user()
     last_id = _last_event_id()
     if request.method == "HEAD":
         return Response(mimetype="text/event-stream", headers=_HEADERS)
     try:
+        user = require_user() if chat.config.private else session_user()
+        if user is None and "sid" in session:
+            # A cookie of a session that ended: the page must learn it, not listen on.
+            raise ApiError(401, "session_ended", "This session has ended: log in again.")
         rooms = _rooms(chat, resuming=last_id is not None)
     except Unavailable:
         # A 503 would make EventSource give up for good; this makes it try again soon.
@@ -87,7 +90,7 @@ def _frames(
     # a full buffer can end a write that is stuck on a client that stopped reading.
     logged = {room_channel(room) for room in rooms} | {ROOMS_CHANNEL}
     if user is not None:
-        logged.add(user_channel(user.key))
+        logged.add(user_channel(user.session))
     channels = logged | {presence_channel(room) for room in rooms}
     listener = Listener(channels, user, chat.config.client_buffer)
     chat.hub.add(listener)

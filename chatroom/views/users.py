@@ -16,15 +16,18 @@ bp = Blueprint("users", __name__, url_prefix="/api/users")
 
 
 def _other(chat: Chat, me: User, raw: str) -> tuple[str, str]:
-    """Return the display name and key of the user called ``raw``, or answer 404 or 400."""
+    """Return the display name and session of the user called ``raw``, or answer 404 or 400.
+
+    That is whoever logged in under the name last: a conversation is with that login.
+    """
     name = validation.display_name(raw)
     key = validation.name_key(name)
-    found = chat.storage.find_user(key)
-    if found is None:
-        raise ApiError(404, "unknown_user", f"Nobody called {name!r} has used this chat.")
     if key == me.key:
         raise ApiError(400, "message_to_self", "Private messages go to someone else.")
-    return found, key
+    found = chat.storage.find_user(key)
+    if found is None:
+        raise ApiError(404, "unknown_user", f"Nobody called {name!r} is in this chat.")
+    return found
 
 
 @bp.post("/<name>/messages")
@@ -32,14 +35,14 @@ def send(name: str) -> Response:
     """Send a private message: both parties receive a ``dm`` event on every stream."""
     chat = get_chat()
     me = require_user()
-    to_name, to_key = _other(chat, me, name)
+    to_name, to_session = _other(chat, me, name)
     text = validation.message_text(validation.body_field("text"))
     chat.names.confirm(me)
     check_post_rate(chat.storage, chat.config, me.session)
     fields = {"from": me.name, "to": to_name, "text": text, "ts": now_ms()}
     event = chat.publish(
-        Draft.of(dm_channel(me.key, to_key), "dm",
-                 also=(user_channel(me.key), user_channel(to_key)), **fields)
+        Draft.of(dm_channel(me.session, to_session), "dm",
+                 also=(user_channel(me.session), user_channel(to_session)), **fields)
     )
     return Response(event.data, status=201, mimetype="application/json")
 
@@ -49,5 +52,5 @@ def conversation(name: str) -> Response:
     """The conversation with that user, oldest first."""
     chat = get_chat()
     me = require_user()
-    _, key = _other(chat, me, name)
-    return history_response(chat, dm_channel(me.key, key))
+    _, other = _other(chat, me, name)
+    return history_response(chat, dm_channel(me.session, other))
