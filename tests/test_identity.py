@@ -143,3 +143,13 @@ def test_logout_on_one_server_ends_the_stream_on_another(start_server, unique) -
         visitor.request("POST", "/logout")
         stream.wait_for(lambda fs: stream.closed, timeout=5)
     assert second.visitor().login(visitor.name).status_code == 200
+
+
+def test_a_later_holder_of_a_name_cannot_close_its_rooms(server: ChatServer, unique) -> None:
+    owner = server.visitor(unique("ow"))
+    room = unique("owned")
+    assert owner.create_room(room).status_code == 201
+    owner.request("POST", "/logout")
+    successor = server.visitor(owner.name)
+    refused = successor.request("DELETE", f"/api/rooms/{room}")
+    assert refused.status_code == 403 and refused.json()["code"] == "not_room_creator"

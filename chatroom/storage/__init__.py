@@ -31,10 +31,15 @@ class StorageFailed(Unavailable):
 
 @dataclass(frozen=True)
 class Room:
-    """A chat room; ``created_by`` is None for ``general``, which nobody can close."""
+    """A chat room; ``created_by`` is None for ``general``, which nobody can close.
+
+    ``creator`` is the session that created it: only that login, not a later holder of
+    the name, may close it.
+    """
 
     name: str
     created_by: str | None
+    creator: str | None = None
 
 
 @dataclass(frozen=True)

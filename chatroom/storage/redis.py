@@ -182,6 +182,11 @@ _PRESENCE_PREFIX = "chatroom:presence:"
 T = TypeVar("T")
 
 
+def _room(name: str, value: bytes) -> Room:
+    created_by, _, creator = value.decode().partition("\t")
+    return Room(name, created_by or None, creator or None)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -270,16 +275,16 @@ class RedisStorage(Storage):
         return self._restore(keys=[_SEQ, _EPOCH], args=[floor, new_epoch()]).decode()
 
     def create_room(self, room: Room) -> bool:
-        return bool(self._redis.hsetnx(_ROOMS, room.name, room.created_by or ""))
+        value = f"{room.created_by or ''}\t{room.creator or ''}"
+        return bool(self._redis.hsetnx(_ROOMS, room.name, value))
 
     def _get_room(self, name: str) -> Room | None:
-        created_by = self._redis.hget(_ROOMS, name)
-        return None if created_by is None else Room(name, created_by.decode() or None)
+        value = self._redis.hget(_ROOMS, name)
+        return None if value is None else _room(name, value)
 
     def _list_rooms(self) -> list[Room]:
         return [
-            Room(name.decode(), by.decode() or None)
-            for name, by in self._redis.hgetall(_ROOMS).items()
+            _room(name.decode(), value) for name, value in self._redis.hgetall(_ROOMS).items()
         ]
 
     def delete_room(self, name: str) -> None:

@@ -97,6 +97,8 @@ def _open(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
+        if "creator" not in {row[1] for row in db.execute("PRAGMA table_info(rooms)")}:
+            db.execute("ALTER TABLE rooms ADD COLUMN creator TEXT")  # files made before it
     except PermissionError:
         raise DataDirError(
             f"Cannot open the history file {path}: permission denied. Make the folder"
@@ -193,19 +195,21 @@ class SqliteStorage(Storage):
 
     def create_room(self, room: Room) -> bool:
         cur = self._db.execute(
-            "INSERT OR IGNORE INTO rooms (name, created_by, created_at) VALUES (?, ?, ?)",
-            (room.name, room.created_by, time.time()),
+            "INSERT OR IGNORE INTO rooms (name, created_by, creator, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (room.name, room.created_by, room.creator, time.time()),
         )
         return cur.rowcount == 1
 
     def _get_room(self, name: str) -> Room | None:
         row = self._db.execute(
-            "SELECT name, created_by FROM rooms WHERE name = ?", (name,)
+            "SELECT name, created_by, creator FROM rooms WHERE name = ?", (name,)
         ).fetchone()
         return Room(*row) if row else None
 
     def _list_rooms(self) -> list[Room]:
-        return [Room(*row) for row in self._db.execute("SELECT name, created_by FROM rooms")]
+        rows = self._db.execute("SELECT name, created_by, creator FROM rooms")
+        return [Room(*row) for row in rows]
 
     def delete_room(self, name: str) -> None:
         with self._db:

@@ -75,7 +75,7 @@ def create_room() -> tuple[Response, int]:
             " Ask for one to be closed first.",
         )
     check_room_rate(chat.storage, chat.config, user.session)
-    room = Room(name, user.name)
+    room = Room(name, user.name, user.session)
     if not chat.storage.create_room(room):
         raise ApiError(409, "room_exists", f"A room called {name!r} exists already.")
     chat.publish(Draft.of(ROOMS_CHANNEL, "room_created", room=name, by=user.name))
@@ -90,7 +90,7 @@ def close_room(room: str) -> Response:
     found = existing_room(chat, room)
     if found.name == GENERAL:
         raise ApiError(403, "cannot_close_general", "The general room cannot be closed.")
-    if found.created_by != user.name:
+    if found.creator != user.session:
         raise ApiError(
             403, "not_room_creator", f"Only {found.created_by!r}, who created it, can close it."
         )
