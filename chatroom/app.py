@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app
 
-from . import __version__, errors, guards, metrics
+from . import __version__, errors, guards, lookalike, metrics
 from .broker import Broker, open_broker
 from .config import Config
 from .events import Draft, Event
@@ -65,6 +65,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     if not isinstance(config, Config):
         config = Config.from_env().updated(config or {})
 
+    lookalike.load()  # a missing table is a start-up error, not a failed login
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=config.load_secret_key(),

@@ -74,6 +74,8 @@ class NameHolds:
         self._storage = storage
         self._hold = hold
         self._open: Counter[tuple[str, str]] = Counter()
+        # The session of each open entry, to put back into a Redis that lost it.
+        self._sessions: dict[tuple[str, str], Session] = {}
         self._renewer: gevent.Greenlet | None = None
 
     def claim(self, user: User) -> bool:
@@ -92,6 +94,7 @@ class NameHolds:
     def stream_opened(self, user: User) -> None:
         """Keep the name held while this stream stays open."""
         self._open[(user.key, user.session)] += 1
+        self._sessions[(user.key, user.session)] = Session(user.session, user.name, user.host)
         if self._renewer is None:
             self._renewer = gevent.spawn(self._renew_forever)
 
@@ -101,6 +104,7 @@ class NameHolds:
         self._open[entry] -= 1
         if self._open[entry] <= 0:
             del self._open[entry]
+            self._sessions.pop(entry, None)
             # Only if still held: a name freed at logout stays free.
             self._storage.renew_name(user.key, user.session, self._hold)
 
@@ -108,10 +112,11 @@ class NameHolds:
         """Stop renewing the names of a session that ended."""
         for entry in [e for e in self._open if e[1] == session_id]:
             del self._open[entry]
+            self._sessions.pop(entry, None)
 
-    def held(self) -> list[tuple[str, str]]:
-        """Return the (name key, session) pairs this process holds for open streams."""
-        return list(self._open)
+    def held(self) -> list[tuple[str, Session]]:
+        """Return the (name key, session) of every open stream of this process."""
+        return [(key, self._sessions[(key, sid)]) for key, sid in self._open]
 
     def stop(self) -> None:
         """Stop renewing (the server is stopping)."""

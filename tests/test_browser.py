@@ -201,3 +201,17 @@ def test_tabs_of_one_browser_share_one_stream(browser: Browser, start_server, un
     poster.say("after the first tab closed")
     expect(second.locator("#messages")).to_contain_text("after the first tab closed")
     assert second.locator("#messages .text").all_text_contents().count("to both tabs") == 1
+
+
+def test_the_page_stays_live_with_as_many_rooms_as_allowed(browser: Browser, start_server, unique):
+    server = start_server("memory")  # CHATROOM_MAX_ROOMS: 50, general included
+    maker = server.visitor(unique("many"))
+    rooms = [unique("r") for _ in range(49)]
+    for room in rooms:
+        assert maker.create_room(room).status_code == 201
+    assert maker.create_room(unique("r")).json()["code"] == "too_many_rooms"
+    page = _join(browser, server, unique("Reader"))
+    maker.say("in the last room", room=rooms[-1])
+    expect(page.locator("#rooms")).to_contain_text(f"#{rooms[-1]}")
+    expect(page.locator("#rooms .unread")).to_have_text("1")
+    expect(page.locator("#status")).to_have_text("connected")

@@ -14,14 +14,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..config import Config
 from ..events import Draft, Event
-from ..storage import Storage
+from ..storage import Session, Storage
 
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[Event], None]
 Resync = Callable[[int], int]
-# The (name key, session) pairs this process holds for open streams.
-Held = Callable[[], Iterable[tuple[str, str]]]
+# The (name key, session) of every open stream of this process.
+Held = Callable[[], Iterable[tuple[str, Session]]]
 
 
 class BrokerUnavailable(RuntimeError):
@@ -38,7 +38,8 @@ class Broker(ABC):
     def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
         """Begin handing every event, from any process, to ``deliver`` (once per process).
 
-        After an outage, the names ``held()`` lists are held again, and ``resync(last_id)``
+        After an outage, the sessions ``held()`` lists (and their names) are put back if
+        the store lost them, and ``resync(last_id)``
         hands over, from storage, what other processes published meanwhile, and returns
         the highest id it delivered.
         """

@@ -9,6 +9,7 @@ import redis
 from gevent.event import Event as Signal
 
 from ..events import Draft, Event
+from ..identity import SESSION_TTL
 from ..storage import Unavailable
 from ..storage.redis import RedisStorage
 from . import Broker, Deliver, Held, Resync, redact
@@ -111,7 +112,7 @@ class RedisBroker(Broker):
         # Redis may have come back empty: ids stay above what this process has seen and
         # its streams keep their names, before a new epoch lets posts and logins in. Then
         # whatever other processes published meanwhile.
-        self.storage.restore(self._last_id, self._held(), _NAME_HOLD)
+        self.storage.restore(self._last_id, self._held(), _NAME_HOLD, SESSION_TTL)
         self._reconnects += 1
         log.warning("Redis at %s is back", redact(self._url))
         self._delivered = self._resync(self._delivered)

@@ -263,15 +263,20 @@ class RedisStorage(Storage):
             raise _restoring(None)
         return epoch.decode(), int(seq or 0)
 
-    def restore(self, floor: int, names: Iterable[tuple[str, str]], hold: float) -> str:
+    def restore(
+        self, floor: int, sessions: Iterable[tuple[str, Session]], hold: float, ttl: float
+    ) -> str:
         """Put back into a Redis that came back empty what this process knows.
 
-        Ids go on above ``floor``, ``general`` exists, the names of open streams are held
-        again; only then does a new epoch let posts and logins in. Return the epoch.
+        Ids go on above ``floor``, ``general`` exists, the sessions of open streams and
+        their names are there again; only then does a new epoch let posts and logins in.
+        Return the epoch.
         """
         self.ensure_general()
-        for key, session in names:
-            self._claim(keys=[_name_key(key), _EPOCH], args=[session, _ms(hold), "0"])
+        for key, session in sessions:
+            held = self._claim(keys=[_name_key(key), _EPOCH], args=[session.id, _ms(hold), "0"])
+            if held and self.get_session(session.id) is None:
+                self.start_session(session, key, ttl)
         return self._restore(keys=[_SEQ, _EPOCH], args=[floor, new_epoch()]).decode()
 
     def create_room(self, room: Room) -> bool:
