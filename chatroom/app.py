@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app
 
 from . import __version__, errors, guards, lookalike, metrics
 from .broker import Broker, open_broker
-from .config import Config
+from .config import Config, new_host_token
 from .events import Draft, Event
 from .hub import Hub
 from .identity import NameHolds, Sessions
@@ -64,6 +64,9 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     """
     if not isinstance(config, Config):
         config = Config.from_env().updated(config or {})
+    if config.host_token is None:
+        # Nobody is told this one: several processes (gunicorn) set CHATROOM_HOST_TOKEN.
+        config = replace(config, host_token=new_host_token())
 
     lookalike.load()  # a missing table is a start-up error, not a failed login
     app = Flask(__name__)
@@ -91,9 +94,9 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     guards.init_app(app, config)
-    from .views import auth, ops, pages, rooms, stream, users
+    from .views import auth, host, ops, pages, rooms, stream, users
 
-    for module in (pages, auth, rooms, users, stream, ops):
+    for module in (pages, auth, rooms, users, stream, ops, host):
         app.register_blueprint(module.bp)
 
     @app.after_request

@@ -14,8 +14,8 @@ import sys  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from . import __version__  # noqa: E402
-from .config import DEFAULT_PORT, Config, ConfigError  # noqa: E402
-from .startup import open_browser, start_up_text  # noqa: E402
+from .config import DEFAULT_PORT, Config, ConfigError, new_host_token  # noqa: E402
+from .startup import host_link, open_browser, start_up_text  # noqa: E402
 
 if TYPE_CHECKING:
     from .server import Ready
@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(seconds between keep-alive comments, 15), CHATROOM_RATE_LIMIT (messages/seconds "
         "per user, 10/5, or off), CHATROOM_CLIENT_BUFFER (events a listener may fall "
         "behind before it is disconnected, 1000), CHATROOM_HISTORY (messages kept per "
-        "room, 1000)."
+        "room, 1000), CHATROOM_MAX_ROOMS (50), CHATROOM_MAX_CONNECTIONS (per client "
+        "address, 64), CHATROOM_ALLOWED_HOSTS (host names served besides this computer's), "
+        "CHATROOM_TRUSTED_PROXIES (reverse proxies whose X-Forwarded-For is believed), "
+        "CHATROOM_HOST_TOKEN (the host link's secret; default: new at each start)."
     )
     return p
 
@@ -90,6 +93,9 @@ def _main(argv: list[str]) -> int:
         return _fail(str(exc))
     if config.memory and config.redis_url:
         return _fail("Choose either --memory or --redis (CHATROOM_MEMORY or CHATROOM_REDIS_URL).")
+    if config.host_token is None:
+        # Drawn here, before any worker starts: every process must know the same one.
+        config = config.updated({"host_token": new_host_token()})
     port_explicit = args.port is not None or bool(os.environ.get("CHATROOM_PORT"))
 
     from . import server
@@ -97,7 +103,8 @@ def _main(argv: list[str]) -> int:
     def ready(where: Ready) -> None:
         print(start_up_text(where, config), flush=True)
         if not config.no_browser:
-            open_browser(where.local)
+            # The browser on this computer is the host's: it opens signed in as host.
+            open_browser(host_link(where, config))
 
     try:
         return server.run(config, port_explicit=port_explicit, on_ready=ready)

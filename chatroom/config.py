@@ -60,6 +60,8 @@ class Config:
     allowed_hosts: tuple[str, ...] = ()
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks).
     trusted_proxies: tuple[str, ...] = ()
+    # The secret of the host link; drawn at each start unless given (several processes).
+    host_token: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -141,6 +143,11 @@ class Config:
                 " logs in again), or put the old secret back."
             )
         return secret
+
+
+def new_host_token() -> str:
+    """Return a fresh secret for the host link."""
+    return secrets.token_urlsafe(18)
 
 
 def _text(name: str, raw: str) -> str:
@@ -240,6 +247,7 @@ _PARSERS = {
     "max_connections": _number(1, 1_000_000),
     "allowed_hosts": _host_list,
     "trusted_proxies": _networks,
+    "host_token": _optional_text,
 }
 # Settings for tests and embedding only: no environment variable reads them.
 _INTERNAL = {"default_redis_url"}

@@ -30,20 +30,24 @@ class ApiError(Exception):
     """A client mistake or refusal, answered as JSON with ``status``."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+        extra: dict | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        # Further fields of the JSON answer (a mute's end, say).
+        self.extra = extra or {}
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    extra: dict | None = None,
 ) -> Response:
     """Build the JSON answer for an error."""
-    response = jsonify(error=message, code=code)
+    response = jsonify(error=message, code=code, **(extra or {}))
     response.status_code = status
     response.headers.update(headers or {})
     response.headers["Cache-Control"] = "no-store"
@@ -86,7 +90,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.extra)
 
     @app.errorhandler(Unavailable)
     def broker_down(exc: Unavailable) -> Response:

@@ -124,6 +124,11 @@ class Draft:
         return f"\t{self.channel}\t{self.kind}\t{self.body}"
 
 
+# Events whose data has an "id" of its own (the deleted message's): theirs is in the
+# frame's id: only.
+_OWN_ID = frozenset({"message_deleted"})
+
+
 class Event:
     """One event with its frame encoded once, ready to be written to any number of streams."""
 
@@ -155,6 +160,8 @@ class Event:
     @classmethod
     def logged(cls, id: int, channel: str, kind: str, body: str, epoch: str | None) -> Event:
         """Build a stored event from its id, its draft's body and the store's epoch."""
+        if kind in _OWN_ID:
+            return cls(id, channel, kind, "{" + body, epoch)
         return cls(id, channel, kind, f'{{"id":{id},{body}', epoch)
 
     @classmethod
@@ -167,7 +174,8 @@ class Event:
         if self.id is None:
             return f"\t{self.channel}\t{self.kind}\t{self.data[1:]}"
         position = f"{self.epoch}-{self.id}" if self.epoch else str(self.id)
-        return f"{position}\t{self.channel}\t{self.kind}\t{self.data.split(',', 1)[1]}"
+        body = self.data[1:] if self.kind in _OWN_ID else self.data.split(",", 1)[1]
+        return f"{position}\t{self.channel}\t{self.kind}\t{body}"
 
     def payload(self) -> dict[str, Any]:
         """Return the event's data as a dict (for API answers, not the hot path)."""

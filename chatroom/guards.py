@@ -100,7 +100,9 @@ def init_app(app: Flask, config: Config) -> None:
 
     @app.before_request
     def own_host_only() -> None:
-        if any_host:
+        # Load balancers probe health under whatever name they were given; the answer
+        # holds no chat data, so a page elsewhere learns nothing by reaching it.
+        if any_host or request.path == "/healthz":
             return
         host = network.host_part(request.host)
         if not network.is_own_host(host, names, request.environ.get("chatroom.local_address")):

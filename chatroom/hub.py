@@ -172,7 +172,8 @@ class Listener:
         """
         if not self.pending and not self.closed:
             self._signal.wait(timeout)
-        if self.closed:
+        # What came before the end still goes out (a "kicked" before the session ends).
+        if self.closed and not self.pending:
             return None
         batch, self.pending = self.pending, []
         self._signal.clear()
@@ -319,6 +320,8 @@ class Hub:
         # Logout or a kick: the session's streams end cleanly (the end of the body).
         for listener in [x for x in self._all if x.user is not None and x.user.session == session]:
             self.remove(listener)
+            if listener.sock is not None:
+                listener.flush()  # what came before the end (a "kicked") goes out first
             listener.close()
 
     def _drop(self, listener: Listener) -> None:

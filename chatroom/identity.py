@@ -21,7 +21,7 @@ import gevent
 from flask import current_app, g, session
 
 from .errors import ApiError
-from .events import SESSIONS_CHANNEL, Event
+from .events import SESSIONS_CHANNEL, Event, now_ms
 from .storage import Session, Storage
 from .validation import name_key
 
@@ -141,9 +141,15 @@ class Sessions:
         self._names = names
         self._announce = announce
 
-    def login(self, name: str, previous: User | None) -> User:
-        """Start a new session holding ``name``; end ``previous``. 409 if the name is taken."""
-        user = User(name, name_key(name), new_session_id())
+    def login(
+        self, name: str, previous: User | None, host: bool = False, address: str = ""
+    ) -> User:
+        """Start a new session holding ``name``; end ``previous``. 409 if the name is taken.
+
+        The session that held the name before (gone quiet, its hold run out) ends too: a
+        name belongs to one login at a time, and nothing of the earlier one carries over.
+        """
+        user = User(name, name_key(name), new_session_id(), host)
         if previous is not None and previous.key == user.key:
             self.end(previous.session)  # the same person again: a fresh session
             previous = None
@@ -151,9 +157,13 @@ class Sessions:
             raise ApiError(
                 409, "name_taken", f"The name {name!r} is in use by someone online. Pick another."
             )
-        self._storage.start_session(Session(user.session, name), user.key, SESSION_TTL)
-        if previous is not None:
-            self.end(previous.session)
+        earlier = self._storage.find_user(user.key)
+        self._storage.start_session(
+            Session(user.session, name, host, now_ms(), address), user.key, SESSION_TTL
+        )
+        for ended in {previous.session if previous else None, earlier[1] if earlier else None}:
+            if ended is not None and ended != user.session:
+                self.end(ended)
         return user
 
     def end(self, session_id: str) -> Session | None:

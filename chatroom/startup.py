@@ -31,9 +31,16 @@ def start_up_text(where: Ready, config: Config) -> str:
     if where.capacity is not None:
         lines += ["", f"It can hold about {where.capacity:,} listeners at once"
                   " (the system's open-files limit)."]
+    lines += ["", "Your host link (it gives the host's powers: keep it to yourself):",
+              f"  {host_link(where, config)}"]
     lines += ["", f"History and settings are kept in {config.data_dir}"]
     lines += ["Press Ctrl+C (or close this window) to stop.", ""]
     return "\n".join(lines)
+
+
+def host_link(where: Ready, config: Config) -> str:
+    """Return the link that makes a browser on this computer the host's."""
+    return f"{where.local}host?token={config.host_token}"
 
 
 def _qr(url: str) -> str:

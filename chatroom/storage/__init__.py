@@ -49,6 +49,9 @@ class Session:
     id: str
     name: str
     host: bool = False
+    # When it started (Unix ms) and from which client address: a ban names the address.
+    started: int = 0
+    address: str = ""
 
 
 class Storage(ABC):
@@ -131,6 +134,30 @@ class Storage(ABC):
     @abstractmethod
     def end_session(self, session_id: str) -> Session | None:
         """End a session (logout, kick); return it, or None if it was not live."""
+
+    @abstractmethod
+    def make_host(self, session_id: str) -> bool:
+        """Give a live session the host's powers; False if it is not live."""
+
+    @abstractmethod
+    def delete_event(self, channel: str, event_id: int) -> Event | None:
+        """Remove one event from ``channel``'s history; return it, or None if not there."""
+
+    @abstractmethod
+    def clear_channel(self, channel: str) -> None:
+        """Remove every event of ``channel`` from history."""
+
+    @abstractmethod
+    def get_settings(self, keys: list[str]) -> list[str | None]:
+        """Return the stored values of ``keys`` (room settings, mutes, bans), in one read."""
+
+    @abstractmethod
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Store ``value`` under ``key``; None removes it."""
+
+    @abstractmethod
+    def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Return every stored setting whose key starts with ``prefix``."""
 
     @abstractmethod
     def find_user(self, key: str) -> tuple[str, str] | None:

@@ -22,6 +22,7 @@ _SEQ = "chatroom:seq"
 _EPOCH = "chatroom:epoch"
 _ROOMS = "chatroom:rooms"
 _PRESENCE_ROOMS = "chatroom:presence-rooms"
+_SETTINGS = "chatroom:settings"
 
 # One atomic step: the next id (never at or below the floor the caller has seen, so ids
 # do not go backwards when Redis comes back empty), the record in each log it is filed
@@ -134,7 +135,8 @@ end
 
 # A session: its record, and the name's holder (whom private messages to it reach).
 _START_SESSION = """
-redis.call('HSET', KEYS[1], 'name', ARGV[1], 'key', ARGV[2], 'host', ARGV[3])
+redis.call('HSET', KEYS[1], 'name', ARGV[1], 'key', ARGV[2], 'host', ARGV[3],
+           'started', ARGV[6], 'address', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SET', KEYS[2], ARGV[4] .. '\t' .. ARGV[1], 'PX', ARGV[5])
 """
@@ -156,6 +158,14 @@ if holder and string.sub(holder, 1, #ARGV[1] + 1) == ARGV[1] .. '\t' then
   redis.call('DEL', holder_key)
 end
 return found
+"""
+
+_MAKE_HOST = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'host', '1')
+return 1
 """
 
 _RELEASE = """
@@ -227,6 +237,7 @@ class RedisStorage(Storage):
         self._renew = client.register_script(_RENEW)
         self._start_session = client.register_script(_START_SESSION)
         self._end_session = client.register_script(_END_SESSION)
+        self._make_host = client.register_script(_MAKE_HOST)
         self._rate = client.register_script(_RATE)
         self._presence_add = client.register_script(_PRESENCE_ADD)
         self._presence_remove = client.register_script(_PRESENCE_REMOVE)
@@ -313,12 +324,47 @@ class RedisStorage(Storage):
     def start_session(self, session: Session, key: str, ttl: float) -> None:
         self._start_session(
             keys=[_SESSION_PREFIX + session.id, _HOLDER_PREFIX + key],
-            args=[session.name, key, int(session.host), session.id, _ms(ttl)],
+            args=[session.name, key, int(session.host), session.id, _ms(ttl), session.started,
+                  session.address],
         )
 
     def get_session(self, session_id: str) -> Session | None:
-        name, host = self._redis.hmget(_SESSION_PREFIX + session_id, "name", "host")
-        return None if name is None else Session(session_id, name.decode(), host == b"1")
+        name, host, started, address = self._redis.hmget(
+            _SESSION_PREFIX + session_id, "name", "host", "started", "address"
+        )
+        if name is None:
+            return None
+        return Session(session_id, name.decode(), host == b"1", int(started or 0),
+                       (address or b"").decode())
+
+    def make_host(self, session_id: str) -> bool:
+        return bool(self._make_host(keys=[_SESSION_PREFIX + session_id]))
+
+    def delete_event(self, channel: str, event_id: int) -> Event | None:
+        key = _log_key(channel)
+        records = self._redis.zrangebyscore(key, event_id, event_id)
+        if not records:
+            return None
+        self._redis.zremrangebyscore(key, event_id, event_id)
+        return Event.from_record(records[0])
+
+    def clear_channel(self, channel: str) -> None:
+        self._redis.delete(_log_key(channel))
+
+    def get_settings(self, keys: list[str]) -> list[str | None]:
+        return [None if v is None else v.decode() for v in self._redis.hmget(_SETTINGS, keys)]
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._redis.hdel(_SETTINGS, key)
+        else:
+            self._redis.hset(_SETTINGS, key, value)
+
+    def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        return {
+            k.decode(): v.decode() for k, v in self._redis.hgetall(_SETTINGS).items()
+            if k.decode().startswith(prefix)
+        }
 
     def end_session(self, session_id: str) -> Session | None:
         found = self._end_session(

@@ -41,7 +41,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     host INTEGER NOT NULL DEFAULT 0,
+    started INTEGER NOT NULL DEFAULT 0,
+    address TEXT NOT NULL DEFAULT '',
     expires REAL NOT NULL
+);
+-- Room settings, mutes, bans and the chat's own settings: small values by key.
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 -- The latest login under each name key: private messages to that name reach it.
 CREATE TABLE IF NOT EXISTS holders (
@@ -248,8 +255,10 @@ class SqliteStorage(Storage):
                 "DELETE FROM holders WHERE session NOT IN (SELECT id FROM sessions)"
             )
             self._db.execute(
-                "INSERT INTO sessions (id, name, host, expires) VALUES (?, ?, ?, ?)",
-                (session.id, session.name, int(session.host), now + ttl),
+                "INSERT OR REPLACE INTO sessions (id, name, host, started, address, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (session.id, session.name, int(session.host), session.started,
+                 session.address, now + ttl),
             )
             self._db.execute(
                 "INSERT INTO holders (key, name, session) VALUES (?, ?, ?) ON CONFLICT (key)"
@@ -259,10 +268,50 @@ class SqliteStorage(Storage):
 
     def get_session(self, session_id: str) -> Session | None:
         row = self._db.execute(
-            "SELECT id, name, host FROM sessions WHERE id = ? AND expires >= ?",
+            "SELECT id, name, host, started, address FROM sessions WHERE id = ? AND expires >= ?",
             (session_id, time.time()),
         ).fetchone()
-        return Session(row[0], row[1], bool(row[2])) if row else None
+        return Session(row[0], row[1], bool(row[2]), row[3], row[4]) if row else None
+
+    def make_host(self, session_id: str) -> bool:
+        cur = self._db.execute(
+            "UPDATE sessions SET host = 1 WHERE id = ? AND expires >= ?", (session_id, time.time())
+        )
+        return cur.rowcount == 1
+
+    def delete_event(self, channel: str, event_id: int) -> Event | None:
+        row = self._db.execute(
+            "SELECT id, channel, kind, body FROM events WHERE channel = ? AND id = ?",
+            (channel, event_id),
+        ).fetchone()
+        if row is None:
+            return None
+        self._db.execute("DELETE FROM events WHERE id = ?", (event_id,))
+        return Event.logged(*row, self.epoch)
+
+    def clear_channel(self, channel: str) -> None:
+        self._db.execute("DELETE FROM events WHERE channel = ?", (channel,))
+
+    def get_settings(self, keys: list[str]) -> list[str | None]:
+        marks = ",".join("?" * len(keys))
+        found = dict(self._db.execute(
+            f"SELECT key, value FROM settings WHERE key IN ({marks})", keys
+        ).fetchall())
+        return [found.get(key) for key in keys]
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM settings WHERE key = ?", (key,))
+        else:
+            self._db.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value)
+            )
+
+    def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT key, value FROM settings WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return dict(rows.fetchall())
 
     def end_session(self, session_id: str) -> Session | None:
         found = self.get_session(session_id)
@@ -322,8 +371,9 @@ class SqliteStorage(Storage):
 # Every method that touches the file answers a failing disk with StorageFailed; only a
 # write that works again clears the failure (reads go on working on a full disk).
 for _name in ("append", "create_room", "delete_room", "claim_name", "renew_name",
-              "release_name", "start_session", "end_session"):
+              "release_name", "start_session", "end_session", "make_host", "delete_event",
+              "clear_channel", "set_setting"):
     setattr(SqliteStorage, _name, _translating(getattr(SqliteStorage, _name), writes=True))
 for _name in ("history", "since", "position", "_get_room", "_list_rooms", "find_user",
-              "get_session"):
+              "get_session", "get_settings", "settings_with_prefix"):
     setattr(SqliteStorage, _name, _translating(getattr(SqliteStorage, _name), writes=False))

@@ -7,8 +7,9 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from .. import validation
 from ..app import get_chat
 from ..errors import ApiError
-from ..guards import check_login_rate
+from ..guards import check_login_rate, client_address
 from ..identity import require_user, session_user
+from ..moderation import check_not_banned
 
 bp = Blueprint("auth", __name__)
 
@@ -19,9 +20,12 @@ def login() -> Response | tuple[str, int]:
     chat = get_chat()
     try:
         name = validation.display_name(validation.body_field("username"))
+        check_not_banned(chat.storage)
         check_login_rate(chat.storage, chat.config)
         # Whatever cookie came with the request, the session is a new one (no fixation).
-        user = chat.sessions.login(name, session_user())
+        previous = session_user()
+        host = bool(session.get("host_pending")) or (previous is not None and previous.host)
+        user = chat.sessions.login(name, previous, host, client_address())
     except ApiError as exc:
         if not _browser_form():
             raise

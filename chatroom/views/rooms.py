@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from .. import validation
+from .. import moderation, validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel
 from ..guards import check_post_rate, check_room_rate
-from ..identity import require_user
+from ..identity import User, require_user
 from ..storage import GENERAL, Room
 
 bp = Blueprint("rooms", __name__, url_prefix="/api/rooms")
@@ -90,12 +90,13 @@ def close_room(room: str) -> Response:
     found = existing_room(chat, room)
     if found.name == GENERAL:
         raise ApiError(403, "cannot_close_general", "The general room cannot be closed.")
-    if found.creator != user.session:
+    if found.creator != user.session and not user.host:
         raise ApiError(
             403, "not_room_creator", f"Only {found.created_by!r}, who created it, can close it."
         )
     chat.names.confirm(user)
     chat.storage.delete_room(found.name)
+    moderation.forget_room(chat.storage, found.name)
     chat.publish(Draft.of(ROOMS_CHANNEL, "room_closed", room=found.name, by=user.name))
     return jsonify(closed=found.name)
 
@@ -129,9 +130,41 @@ def post_message(room: str) -> Response:
     found = existing_room(chat, room)
     text = validation.message_text(validation.body_field("text"))
     chat.names.confirm(user)
+    moderation.check_post(chat.storage, user, found.name)
     check_post_rate(chat.storage, chat.config, user.session)
-    event = chat.publish(
-        Draft.of(room_channel(found.name), "message",
-                 room=found.name, user=user.name, text=text, ts=now_ms())
-    )
+    fields = {"room": found.name, "user": user.name, "text": text, "ts": now_ms()}
+    if user.host:
+        fields["host"] = True  # a mark no one else can get: the host's messages
+    event = chat.publish(Draft.of(room_channel(found.name), "message", **fields))
     return Response(event.data, status=201, mimetype="application/json")
+
+
+@bp.delete("/<room>/messages/<int:message_id>")
+def delete_message(room: str, message_id: int) -> Response:
+    """Delete a message (its author or the host): gone from history and every page."""
+    chat = get_chat()
+    user = require_user()
+    found = existing_room(chat, room)
+    channel = room_channel(found.name)
+    target = None
+    if message_id < 2**53:  # no id is larger
+        target = next(iter(chat.storage.history(channel, 1, message_id + 1)), None)
+    if target is None or target.id != message_id or target.kind != "message":
+        raise ApiError(
+            404, "unknown_message", f"There is no message {message_id} in #{found.name}."
+        )
+    if not user.host and not _authored(chat, user, target.payload()):
+        raise ApiError(403, "not_author", "Only its author or the host can delete a message.")
+    chat.storage.delete_event(channel, message_id)
+    # On the channel every stream follows (as room_closed): history keeps only messages.
+    event = chat.publish(
+        Draft.of(ROOMS_CHANNEL, "message_deleted", room=found.name, id=message_id, by=user.name)
+    )
+    return Response(event.data, mimetype="application/json")
+
+
+def _authored(chat: Chat, user: User, message: dict[str, Any]) -> bool:
+    # A name belongs to one session at a time, and a session that lost its name ends:
+    # a message under this name posted since this session began is this session's.
+    found = chat.storage.get_session(user.session)
+    return found is not None and message["user"] == user.name and message["ts"] >= found.started

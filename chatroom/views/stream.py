@@ -15,6 +15,7 @@ from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Position, presence_channel, room_channel, user_channel
 from ..hub import Listener
 from ..identity import User, require_user, session_user
+from ..moderation import check_not_banned
 from ..storage import GENERAL, Unavailable
 
 bp = Blueprint("stream", __name__)
@@ -33,6 +34,7 @@ def stream() -> Response:
     if request.method == "HEAD":
         return Response(mimetype="text/event-stream", headers=_HEADERS)
     try:
+        check_not_banned(chat.storage)
         user = require_user() if chat.config.private else session_user()
         if user is None and "sid" in session:
             # A cookie of a session that ended: the page must learn it, not listen on.
@@ -122,6 +124,8 @@ def _frames(
             fresh = [frame for i, frame in batch if i is None or i > listener.floor]
             if fresh:
                 yield b"".join(fresh)
+            if listener.closed:
+                return
         sock = request_socket(environ)
         if sock is None:
             # A server that does not tell the socket: every write goes through it.

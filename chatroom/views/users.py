@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from .. import validation
+from .. import moderation, validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
 from ..events import Draft, dm_channel, now_ms, user_channel
@@ -38,6 +38,7 @@ def send(name: str) -> Response:
     to_name, to_session = _other(chat, me, name)
     text = validation.message_text(validation.body_field("text"))
     chat.names.confirm(me)
+    moderation.check_private_message(chat.storage, me)
     check_post_rate(chat.storage, chat.config, me.session)
     fields = {"from": me.name, "to": to_name, "text": text, "ts": now_ms()}
     event = chat.publish(
