@@ -43,6 +43,12 @@ def room_rules(storage: Storage, room: str) -> RoomRules:
     return _rules(storage.get_settings([_ROOM + room])[0])
 
 
+def rules_of(storage: Storage, rooms: list[str]) -> dict[str, RoomRules]:
+    """Return the rules of each of ``rooms``, in one read."""
+    values = storage.get_settings([_ROOM + room for room in rooms]) if rooms else []
+    return {room: _rules(value) for room, value in zip(rooms, values, strict=True)}
+
+
 def set_room_rules(storage: Storage, room: str, rules: RoomRules) -> None:
     """Store the rules of ``room`` (the defaults remove them)."""
     value = None if rules == RoomRules() else json.dumps(

@@ -215,3 +215,39 @@ def test_the_page_stays_live_with_as_many_rooms_as_allowed(browser: Browser, sta
     expect(page.locator("#rooms")).to_contain_text(f"#{rooms[-1]}")
     expect(page.locator("#rooms .unread")).to_have_text("1")
     expect(page.locator("#status")).to_have_text("connected")
+
+
+def test_the_host_runs_a_lesson(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory", env={"CHATROOM_HOST_TOKEN": "lesson-token"})
+    teacher = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+    teacher.goto(server.url + "/host?token=lesson-token")
+    expect(teacher).to_have_url(server.url + "/")  # the token is gone from the address bar
+    teacher.get_by_label("Your name").fill(unique("Teacher"))
+    teacher.get_by_role("button", name="Join").click()
+    expect(teacher.locator("#status")).to_have_text("connected")
+    student_name = unique("Student")
+    student = _join(browser, server, student_name)
+    # Students see none of the host's controls.
+    expect(student.locator("#host-panel")).to_have_count(0)
+    _say(student, "something rude")
+    expect(teacher.locator("#messages")).to_contain_text("something rude")
+    teacher.get_by_role("button", name=f"Delete message from {student_name}").click()
+    expect(student.locator("#messages")).not_to_contain_text("something rude")
+    expect(teacher.locator("#messages")).not_to_contain_text("something rude")
+    # An announcement channel: the student sees why they cannot post.
+    teacher.get_by_label("Read-only (only you post)").check()
+    expect(student.locator("#box-state")).to_contain_text("read-only")
+    expect(student.get_by_label("Your message")).to_be_disabled()
+    _say(teacher, "Listen up, everyone")
+    expect(student.locator("#messages .host-badge")).to_have_count(1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    student.screenshot(path=str(ARTIFACTS / "student-read-only.png"))
+    teacher.screenshot(path=str(ARTIFACTS / "host-controls.png"))
+    teacher.get_by_label("Read-only (only you post)").uncheck()
+    expect(student.get_by_label("Your message")).to_be_enabled()
+    # Muted: said at the message box.
+    teacher.get_by_role("button", name=f"Mute 10 min {student_name}").click()
+    expect(student.locator("#box-state")).to_contain_text("muted")
+    phone = browser.new_context(viewport={"width": 390, "height": 800}).new_page()
+    phone.goto(server.url + "/")
+    phone.screenshot(path=str(ARTIFACTS / "host-phone-login.png"))

@@ -6,6 +6,7 @@
 "use strict";
 
 const me = document.body.dataset.user;
+const amHost = Boolean(document.body.dataset.host);
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -14,6 +15,8 @@ const state = {
   convs: new Set(),   // names of people with a private conversation
   views: new Map(),   // "room:<name>" | "dm:<name>" -> view
   lastId: null,       // the last event position seen, sent back as Last-Event-ID
+  mutedUntil: undefined,  // undefined: not muted; null: until unmuted; else ms
+  privateMessages: true,
 };
 
 function viewKey(kind, name) { return `${kind}:${name}`; }
@@ -51,8 +54,81 @@ function messageItem(m) {
   const text = document.createElement("p");
   text.className = "text";
   text.textContent = m.text;
-  li.append(timeLabel(m.ts), who, text);
+  li.append(timeLabel(m.ts), who);
+  if (m.host) {
+    // Only the server sets "host": no one else can get this badge.
+    const badge = document.createElement("span");
+    badge.className = "host-badge";
+    badge.textContent = "host";
+    li.append(badge);
+  }
+  if (m.room && (amHost || author === me)) {
+    const del = document.createElement("button");
+    del.type = "button";
+    del.className = "delete";
+    del.textContent = "Delete";
+    del.setAttribute("aria-label", `Delete message from ${author}`);
+    del.addEventListener("click", () => deleteMessage(m.room, m.id));
+    li.append(del);
+  }
+  li.append(text);
   return li;
+}
+
+async function deleteMessage(room, id) {
+  const answer = await api("DELETE", `/api/rooms/${encodeURIComponent(room)}/messages/${id}`);
+  if (!answer.ok) notice(answer.error);
+}
+
+function removeMessage(room, id) {
+  const v = view("room", room);
+  if (!v.ids.has(id)) return;
+  v.messages = v.messages.filter((m) => m.id !== id);
+  if (isCurrent(v)) renderMessages();
+}
+
+// What the message box can do now: muted, a read-only room, slow mode, stated plainly.
+function renderBoxState() {
+  const lines = [];
+  let blocked = false;
+  const muted = state.mutedUntil !== undefined && (state.mutedUntil === null || state.mutedUntil > Date.now());
+  if (muted) {
+    blocked = true;
+    lines.push(state.mutedUntil === null
+      ? "The host has muted you until further notice."
+      : `The host has muted you until ${new Date(state.mutedUntil).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}.`);
+  }
+  if (state.current.kind === "room") {
+    const room = state.rooms.get(state.current.name);
+    if (room?.read_only && !amHost) {
+      blocked = true;
+      lines.push(`#${room.name} is read-only: only the host posts here.`);
+    } else if (room?.slow_mode && !amHost) {
+      lines.push(`Slow mode: one message every ${room.slow_mode} s.`);
+    }
+  } else if (!state.privateMessages && !amHost) {
+    blocked = true;
+    lines.push("The host has turned private messages off.");
+  }
+  $("box-state").textContent = lines.join(" ");
+  $("box-state").hidden = lines.length === 0;
+  $("text").disabled = blocked;
+  $("send").querySelector("button").disabled = blocked;
+  if (amHost) renderHostPanel();
+}
+
+function renderHostPanel() {
+  const inRoom = state.current.kind === "room";
+  const room = inRoom ? state.rooms.get(state.current.name) : null;
+  for (const id of ["read-only", "slow-mode", "clear-room"]) $(id).disabled = !inRoom;
+  $("read-only").checked = Boolean(room?.read_only);
+  $("slow-mode").value = String(room?.slow_mode || 0);
+  for (const kind of ["txt", "html", "json", "csv"]) {
+    const link = $(`export-${kind}`);
+    if (room) link.href = `/api/rooms/${encodeURIComponent(room.name)}/export?format=${kind}`;
+    else link.removeAttribute("href");
+  }
+  $("private-messages").checked = state.privateMessages;
 }
 
 function renderMessages() {
@@ -142,8 +218,34 @@ function renderPeople() {
     button.title = `Write to ${name} privately`;
     button.addEventListener("click", () => { state.convs.add(name); open("dm", name); });
     li.append(button);
+    if (amHost) li.append(userMenu(name));
     return li;
   }));
+}
+
+// The host's menu for one person: mute, unmute, kick, ban.
+function userMenu(name) {
+  const menu = document.createElement("span");
+  menu.className = "user-menu";
+  const path = `/api/users/${encodeURIComponent(name)}`;
+  const actions = [
+    ["Mute 10 min", "POST", "/mute", { minutes: 10 }],
+    ["Unmute", "DELETE", "/mute"],
+    ["Kick", "POST", "/kick"],
+    ["Ban", "POST", "/ban"],
+  ];
+  for (const [label, method, tail, body] of actions) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.setAttribute("aria-label", `${label} ${name}`);
+    b.addEventListener("click", async () => {
+      const answer = await api(method, path + tail, body);
+      notice(answer.ok ? "" : answer.error);
+    });
+    menu.append(b);
+  }
+  return menu;
 }
 
 function render() {
@@ -151,6 +253,7 @@ function render() {
   renderMessages();
   renderSidebar();
   renderPeople();
+  renderBoxState();
 }
 
 function notice(text) {
@@ -268,6 +371,28 @@ function onEvent(kind, data, id) {
       if (leader) stream.follow([...state.rooms.keys()]);
     }
     renderSidebar();
+  } else if (kind === "message_deleted") {
+    removeMessage(data.room, data.id);
+  } else if (kind === "room_cleared") {
+    const v = view("room", data.room);
+    v.messages = [];
+    v.ids.clear();
+    if (isCurrent(v)) renderMessages();
+  } else if (kind === "room_updated") {
+    const room = state.rooms.get(data.room);
+    if (room) Object.assign(room, { read_only: data.read_only, slow_mode: data.slow_mode });
+    renderBoxState();
+  } else if (kind === "user_muted" || kind === "user_unmuted") {
+    if (data.user === me) state.mutedUntil = kind === "user_muted" ? data.until : undefined;
+    renderBoxState();
+  } else if (kind === "settings") {
+    state.privateMessages = data.private_messages;
+    renderBoxState();
+  } else if (kind === "kicked") {
+    if (data.user === me) {
+      notice(data.banned ? "The host has removed you from the chat." : "The host has logged you out.");
+      setTimeout(() => location.reload(), 1500);
+    }
   } else if (kind === "room_closed") {
     state.rooms.delete(data.room);
     state.views.delete(viewKey("room", data.room));
@@ -294,7 +419,11 @@ function onStatus(status) {
 
 // ------------------------------------------------------------------ the stream --
 
-const EVENT_KINDS = ["message", "dm", "presence", "join", "leave", "room_created", "room_closed"];
+const EVENT_KINDS = [
+  "message", "dm", "presence", "join", "leave", "room_created", "room_closed",
+  "message_deleted", "room_cleared", "room_updated", "user_muted", "user_unmuted", "kicked",
+  "settings",
+];
 
 // One EventSource: reconnects by itself (sending Last-Event-ID); when it gives up, or the
 // rooms change, a new one starts from the last id seen, so nothing is missed.
@@ -405,9 +534,31 @@ $("send").addEventListener("submit", async (e) => {
     renderMessages();
   } else {
     $("error").textContent = answer.error;
+    if (answer.data.code === "muted") {
+      state.mutedUntil = answer.data.until;
+      renderBoxState();
+    }
   }
   input.focus();
 });
+
+if (amHost) {
+  const roomPath = () => `/api/rooms/${encodeURIComponent(state.current.name)}`;
+  const hostCall = async (method, path, body) => {
+    const answer = await api(method, path, body);
+    $("host-error").textContent = answer.ok ? "" : answer.error;
+  };
+  $("read-only").addEventListener("change", (e) => hostCall("PATCH", roomPath(), { read_only: e.target.checked }));
+  $("slow-mode").addEventListener("change", (e) => hostCall("PATCH", roomPath(), { slow_mode: Number(e.target.value) }));
+  $("clear-room").addEventListener("click", () => hostCall("POST", `${roomPath()}/clear`));
+  $("private-messages").addEventListener("change", (e) => hostCall("PATCH", "/api/settings", { private_messages: e.target.checked }));
+  $("wipe").addEventListener("click", () => { $("wipe-confirm").hidden = false; });
+  $("wipe-no").addEventListener("click", () => { $("wipe-confirm").hidden = true; });
+  $("wipe-yes").addEventListener("click", async () => {
+    $("wipe-confirm").hidden = true;
+    await hostCall("POST", "/api/wipe");
+  });
+}
 
 $("text").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
@@ -463,6 +614,9 @@ window.addEventListener("online", () => onStatus("reconnecting"));
 window.addEventListener("offline", () => onStatus("offline"));
 
 (async function start() {
+  const [mine, settings] = await Promise.all([api("GET", "/api/session"), api("GET", "/api/settings")]);
+  if (mine.ok && mine.data.muted) state.mutedUntil = mine.data.muted_until;
+  if (settings.ok) state.privateMessages = settings.data.private_messages;
   await loadRooms();
   if (!state.rooms.has("general")) state.rooms.set("general", { name: "general", created_by: null, online: [] });
   startStreaming();

@@ -9,7 +9,7 @@ from ..app import get_chat
 from ..errors import ApiError
 from ..guards import check_login_rate, client_address
 from ..identity import require_user, session_user
-from ..moderation import check_not_banned
+from ..moderation import check_not_banned, muted_until
 
 bp = Blueprint("auth", __name__)
 
@@ -60,4 +60,5 @@ def logout() -> Response:
 def whoami() -> Response:
     """Who this browser is logged in as; 401 once the session has ended."""
     user = require_user()
-    return jsonify(username=user.name, host=user.host)
+    muted, until = muted_until(get_chat().storage, user.session)
+    return jsonify(username=user.name, host=user.host, muted=muted, muted_until=until)

@@ -15,7 +15,7 @@ def index() -> str:
     user = session_user()
     if user is None:
         return render_template("login.html")
-    return render_template("chat.html", user=user.name)
+    return render_template("chat.html", user=user.name, host=user.host)
 
 
 @bp.get("/inspect")

@@ -35,8 +35,12 @@ def require_viewer(chat: Chat) -> None:
         require_user()
 
 
-def _room_json(room: Room, online: int = 0) -> dict[str, Any]:
-    return {"name": room.name, "online": online, "created_by": room.created_by}
+def _room_json(
+    room: Room, online: int = 0, rules: moderation.RoomRules | None = None
+) -> dict[str, Any]:
+    rules = rules or moderation.RoomRules()
+    return {"name": room.name, "online": online, "created_by": room.created_by,
+            "read_only": rules.read_only, "slow_mode": rules.slow_mode}
 
 
 @bp.get("")
@@ -47,7 +51,8 @@ def list_rooms() -> Response:
     storage = chat.storage
     rooms = storage.list_rooms()
     online = storage.online_counts(room.name for room in rooms)
-    return jsonify(rooms=[_room_json(room, online[room.name]) for room in rooms])
+    rules = moderation.rules_of(storage, [room.name for room in rooms])
+    return jsonify(rooms=[_room_json(room, online[room.name], rules[room.name]) for room in rooms])
 
 
 @bp.get("/<room>/presence")
