@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .config import DEFAULT_PORT, Config, ConfigError, new_host_token  # noqa: E402
-from .startup import host_link, open_browser, start_up_text  # noqa: E402
+from .startup import browser_line, host_link, open_browser, start_up_text  # noqa: E402
 
 if TYPE_CHECKING:
     from .server import Ready
@@ -101,15 +101,20 @@ def _main(argv: list[str]) -> int:
     from . import server
 
     def ready(where: Ready) -> None:
-        print(start_up_text(where, config), flush=True)
-        if not config.no_browser:
-            # The browser on this computer is the host's: it opens signed in as host.
-            open_browser(host_link(where, config))
+        # The browser on this computer is the host's: it opens signed in as host.
+        opened = None if config.no_browser else open_browser(host_link(where, config))
+        print(start_up_text(where, config, opened), flush=True)
 
     try:
         return server.run(config, port_explicit=port_explicit, on_ready=ready)
     except server.StartError as exc:
         return _fail(str(exc))
+    except server.AlreadyRunning as first:
+        # A second double-click: bring the first chat forward instead of starting another.
+        print(f"chatroom is already running at {first.url}", flush=True)
+        if not config.no_browser:
+            print(browser_line(open_browser(first.host_link)), flush=True)
+        return 0
 
 
 def _keep_window_open() -> None:

@@ -20,10 +20,12 @@ import gevent
 import gevent.event
 from gevent.pool import Pool
 
+from . import instance
 from .broker import BrokerUnavailable, open_broker
 from .config import Config, DataDirError
 from .connections import ChatServer, raise_open_files_limit
 from .network import addresses
+from .startup import host_link
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -41,6 +43,19 @@ _RESTART_WINDOW = 30.0
 
 class StartError(RuntimeError):
     """The server cannot start; the message is one sentence that says why and what to do."""
+
+
+class AlreadyRunning(Exception):
+    """A chat with this data folder runs already: ``url`` is where, ``host_link`` its host's."""
+
+    def __init__(self, url: str, host_link: str) -> None:
+        super().__init__(url)
+        self.url = url
+        self.host_link = host_link
+
+
+# How long a second start waits for a first one that is still starting to say where it is.
+_FIRST_START_WAIT = 10.0
 
 
 def bind(host: str, port: int, explicit: bool) -> socket.socket:
@@ -104,13 +119,47 @@ def run(
     if config.workers > 1:
         return _run_workers(config, port_explicit, on_ready, capacity)
 
-    sock = bind(config.host, config.port, port_explicit)
-    app = _create_app(config, sock)
-    chat = app.extensions["chatroom"]
-    describe = chat.broker.describe()
-    ready = _ready(config, sock, describe, 1, capacity)
-    _serve(sock, app, config, ready=lambda: on_ready(ready))
+    owner = _own_data_dir(config, port_explicit)
+    try:
+        sock = bind(config.host, config.port, port_explicit)
+        app = _create_app(config, sock)
+        chat = app.extensions["chatroom"]
+        describe = chat.broker.describe()
+        ready = _ready(config, sock, describe, 1, capacity)
+
+        def started() -> None:
+            if owner is not None:
+                owner.record(ready.local, host_link(ready, config))
+            on_ready(ready)
+
+        _serve(sock, app, config, ready=started)
+    finally:
+        if owner is not None:
+            owner.release()
     return 0
+
+
+def _own_data_dir(config: Config, port_explicit: bool) -> instance.Instance | None:
+    """Hold the data folder for this chat; raise AlreadyRunning if another chat holds it.
+
+    A start with an explicit port is a chat of its own, even on the same folder.
+    """
+    try:
+        folder = config.prepare_data_dir()
+    except DataDirError as exc:
+        raise StartError(str(exc)) from None
+    owner = instance.claim(folder)
+    if owner is not None or port_explicit:
+        return owner
+    deadline = time.monotonic() + _FIRST_START_WAIT
+    while (found := instance.running_at(folder)) is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # the first start is still on its way: it will say where it is
+    if found is None:
+        raise StartError(
+            f"Another chatroom is starting with the data folder {folder}. Wait for it, or"
+            " choose another folder with --data-dir."
+        )
+    raise AlreadyRunning(*found)
 
 
 def _ready(
@@ -141,8 +190,7 @@ def _serve(
     chat = app.extensions["chatroom"]
     server = ChatServer(sock, app, log=None, spawn=Pool(), config=config)
     stopping = gevent.event.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(signum, stopping.set)
+    on_stop_signals(stopping.set)
     if parent is not None:
         gevent.spawn(_stop_when_orphaned, parent, stopping)
     server.start()
@@ -160,6 +208,18 @@ def _serve(
     chat.close()
     if ready is not None:
         log.info("Stopped.")
+
+
+def on_stop_signals(callback: Callable[[], None]) -> None:
+    """Call ``callback`` on Ctrl+C, SIGTERM, or (Windows) Ctrl+Break and a closed console."""
+    if os.name == "nt":
+        # gevent's signal_handler does not exist on Windows: Python's own handlers run
+        # on the main thread, which is the event loop's.
+        for signum in (signal.SIGINT, signal.SIGBREAK):
+            signal.signal(signum, lambda *_: callback())
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, callback)
 
 
 def _stop_when_orphaned(parent: int, stopping: gevent.event.Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -17,11 +18,27 @@ if TYPE_CHECKING:
     from .server import Ready
 
 
-def start_up_text(where: Ready, config: Config) -> str:
-    """Say in plain words where the chat is, with a QR code of the network address."""
+# What open_browser says when there was no browser to open.
+NO_BROWSER = ""
+
+
+def browser_line(opened: str) -> str:
+    """Say whether a browser opened (``opened`` names it) or the person must open one."""
+    if opened == NO_BROWSER:
+        return "  (No browser could be opened here: open this address in a browser.)"
+    return f"  (Opening it in your browser: {opened}.)"
+
+
+def start_up_text(where: Ready, config: Config, opened: str | None = None) -> str:
+    """Say in plain words where the chat is, with a QR code of the network address.
+
+    ``opened`` is what :func:`open_browser` returned, or None if none was asked for.
+    """
     workers = f" with {where.workers} workers" if where.workers > 1 else ""
     lines = [f"chatroom {__version__} is running{workers}, using {where.broker}.", ""]
     lines.append(f"  On this computer:  {where.local}")
+    if opened is not None:
+        lines.append(browser_line(opened))
     lines += [f"  On the network:    {url}" for url in where.lan]
     if where.lan:
         lines += ["", "Others on the same network open that address, or scan this code:", ""]
@@ -51,14 +68,27 @@ def _qr(url: str) -> str:
     return out.getvalue().rstrip("\n")
 
 
-def open_browser(url: str) -> None:
-    """Open the chat in the default browser, if this computer has a screen."""
+def open_browser(url: str) -> str:
+    """Open the chat in the default browser, if this computer has a screen and a browser.
+
+    Return the browser's name, or :data:`NO_BROWSER`.
+    """
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
-        return
+        return NO_BROWSER
+    frozen_linux = _browser_environment() is not None and sys.platform.startswith("linux")
+    if frozen_linux and shutil.which("xdg-open"):
+        name = "your default browser (xdg-open)"
+    else:
+        try:
+            found = webbrowser.get()
+        except webbrowser.Error:
+            return NO_BROWSER
+        name = getattr(found, "name", "") or type(found).__name__
     # webbrowser may block while a browser starts: keep it off the server's loop.
     threading.Thread(target=_open, args=(url,), daemon=True).start()
+    return name
 
 
 def _open(url: str) -> None:

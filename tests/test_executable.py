@@ -33,15 +33,35 @@ def executable(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return binary
 
 
+def _home_env(home: Path) -> dict[str, str]:
+    """A fresh home folder, where each system keeps per-user data, and no display."""
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    if os.name == "nt":
+        env.update(USERPROFILE=str(home), APPDATA=str(home / "AppData" / "Roaming"),
+                   LOCALAPPDATA=str(home / "AppData" / "Local"),
+                   SYSTEMROOT=os.environ.get("SYSTEMROOT", r"C:\Windows"))
+    return env
+
+
+def _data_folder(home: Path) -> Path:
+    """Where platformdirs puts chatroom's data folder under ``home`` on this system."""
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "chatroom"
+    if os.name == "nt":
+        return home / "AppData" / "Local" / "chatroom" / "chatroom"
+    return home / ".local" / "share" / "chatroom"
+
+
 class Running:
     """The executable started with no arguments, as a double-click starts it."""
 
     def __init__(self, binary: Path, home: Path, env: dict[str, str] | None = None) -> None:
-        # A fresh home folder and no display: the per-user data folder lives under it,
-        # and no browser is opened.
-        self.env = {"HOME": str(home), "PATH": os.environ["PATH"], **(env or {})}
+        self.env = {**_home_env(home), **(env or {})}
+        # On Windows, Ctrl+C reaches a process of its own group only.
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0
         self.proc = subprocess.Popen([str(binary)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=self.env)
+                                     stderr=subprocess.STDOUT, text=True, env=self.env,
+                                     creationflags=flags)
         self.lines: list[str] = []
 
     def address(self, timeout: float = 30) -> str:
@@ -57,7 +77,8 @@ class Running:
         raise AssertionError("".join(self.lines))
 
     def stop(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGINT)  # Ctrl+C, or closing the window
+        # Ctrl+C, or closing the window.
+        self.proc.send_signal(signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGINT)
         out, _ = self.proc.communicate(timeout=10)
         return self.proc.returncode, "".join(self.lines) + out
 
@@ -84,7 +105,7 @@ def test_double_click_chat_and_history(executable: Path, home: Path) -> None:
     assert code == 0, out
     assert "in-process broker" in out
     assert "Stopped." in out
-    assert (home / ".local" / "share" / "chatroom" / "chatroom.sqlite3").exists()
+    assert (_data_folder(home) / "chatroom.sqlite3").exists()
 
     again = Running(executable, home)
     base = again.address()
@@ -98,8 +119,7 @@ def test_a_fatal_error_is_one_sentence_and_never_waits(executable: Path, home: P
     began = time.monotonic()
     done = subprocess.run([str(executable)], capture_output=True, text=True, timeout=30,
                           stdin=subprocess.DEVNULL,
-                          env={"HOME": str(home), "PATH": os.environ["PATH"],
-                               "CHATROOM_PORT": "not-a-port"})
+                          env={**_home_env(home), "CHATROOM_PORT": "not-a-port"})
     assert done.returncode == 2
     assert time.monotonic() - began < 20
     assert done.stderr.strip() == (

@@ -15,7 +15,7 @@ from .. import export, moderation, validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel, user_channel
-from ..guards import LOGINS_PER_ADDRESS, limit
+from ..guards import LOGINS_PER_ADDRESS, client_address, limit
 from ..identity import User, require_user, session_user
 from ..storage import Session
 from .rooms import existing_room
@@ -169,8 +169,9 @@ def ban(name: str) -> Response:
     who, sid, found = _target(chat, name)
     if found is None or not found.address:
         raise ApiError(404, "unknown_user", f"{who!r} is not logged in: there is no one to ban.")
-    if found.id == host.session:
-        raise ApiError(400, "ban_self", "The host cannot ban themselves.")
+    if found.id == host.session or found.address == client_address():
+        # Banning one's own address would lock the host out with the student.
+        raise ApiError(400, "ban_self", "That user shares this device's address: kick instead.")
     moderation.ban(chat.storage, found.address, who, host.name)
     _kick(chat, host, who, sid, banned=True)
     return jsonify(banned=who, address=found.address)
