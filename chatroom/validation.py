@@ -13,7 +13,11 @@ from .errors import ApiError
 
 NAME_MAX = 32
 TEXT_MAX = 2000
+ROOM_MAX = 32
 ROOM_RX = re.compile(r"[a-z0-9_-]{1,32}")
+ROOM_RULE = "A room name is 1 to 32 characters of a-z, 0-9, - and _ (no spaces)."
+# "@name" in a message: up to a space or punctuation that ends a sentence.
+_MENTION = re.compile(r"@([^\s@]{1,32}?)[.,;:!?)]*(?=\s|$)")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -50,10 +54,7 @@ def room_name(raw: Any) -> str:
     """Return a valid, case-folded room name (1–32 of a-z, 0-9, - and _)."""
     name = raw.strip().lower() if isinstance(raw, str) else ""
     if not ROOM_RX.fullmatch(name):
-        raise ApiError(
-            400, "invalid_room_name",
-            "A room name is 1 to 32 characters of a-z, 0-9, - and _ (no spaces).",
-        )
+        raise ApiError(400, "invalid_room_name", ROOM_RULE)
     return name
 
 
@@ -73,6 +74,13 @@ def message_text(raw: Any) -> str:
             f"A message is at most {TEXT_MAX} characters; this one has {len(text)}.",
         )
     return text
+
+
+def mentions(text: str) -> list[str]:
+    """Return the name keys of the people ``text`` mentions with ``@name``."""
+    if "@" not in text:
+        return []
+    return list(dict.fromkeys(name_key(m) for m in _MENTION.findall(text)))
 
 
 def body_field(name: str) -> Any:

@@ -44,6 +44,7 @@ def browser() -> Iterator[Browser]:
 def _join(browser: Browser, server: ChatServer, name: str, width: int = 1200) -> Page:
     context = browser.new_context(viewport={"width": width, "height": 800})
     page = context.new_page()
+    # An alert() from injected markup would open a dialog: that fails the test.
     page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
     page.goto(server.url + "/")
     page.get_by_label("Your name").fill(name)
@@ -251,3 +252,132 @@ def test_the_host_runs_a_lesson(browser: Browser, start_server, unique) -> None:
     phone = browser.new_context(viewport={"width": 390, "height": 800}).new_page()
     phone.goto(server.url + "/")
     phone.screenshot(path=str(ARTIFACTS / "host-phone-login.png"))
+
+
+def test_a_selection_survives_incoming_messages(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory")
+    poster = server.visitor(unique("talker"))
+    poster.say("select this sentence, please")
+    page = _join(browser, server, unique("Reader"))
+    expect(page.locator("#messages")).to_contain_text("select this sentence")
+    page.evaluate("""() => {
+        const text = document.querySelector('#messages .message .text');
+        const range = document.createRange();
+        range.selectNodeContents(text);
+        getSelection().removeAllRanges();
+        getSelection().addRange(range);
+    }""")
+    general = page.locator("#rooms").get_by_role("button", name="#general")
+    for i in range(20):
+        poster.say(f"incoming {i}")
+    expect(page.locator("#messages .message")).to_have_count(21)
+    assert page.evaluate("getSelection().toString()") == "select this sentence, please"
+    # Focus on a room's button survives too.
+    general.focus()
+    poster.say("one more")
+    expect(page.locator("#messages .message")).to_have_count(22)
+    assert page.evaluate("document.activeElement.textContent").startswith("#general")
+
+
+def test_links_and_code_safely(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory")
+    writer = server.visitor(unique("coder"))
+    page = _join(browser, server, unique("Reader"))
+    hostile = ("see https://example.org/a?b=1, javascript:alert(1) data:text/html,<b>x</b> "
+               "<a href='https://evil.example'>x</a> `print('hi')`")
+    writer.say(hostile)
+    writer.say("```python\ndef f():\n    return '<script>'\n```")
+    expect(page.locator("#messages .message")).to_have_count(2)
+    links = page.locator("#messages a")
+    expect(links).to_have_count(2)  # only the two http(s) addresses, as written
+    hrefs = [links.nth(i).get_attribute("href") for i in range(2)]
+    assert hrefs == ["https://example.org/a?b=1", "https://evil.example/"]
+    for i in range(2):
+        assert links.nth(i).get_attribute("rel") == "noopener noreferrer"
+    expect(page.locator("#messages .text code").first).to_have_text("print('hi')")
+    block = page.locator("#messages pre code")
+    expect(block).to_have_text("def f():\n    return '<script>'")
+    assert page.locator("#messages script, #messages b, #messages img").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "code-block.png"))
+
+
+def test_unread_in_the_title_mentions_and_a_favicon(browser: Browser, start_server, unique):
+    server = start_server("memory")
+    reader_name = unique("Reader")
+    poster = server.visitor(unique("poster"))
+    page = _join(browser, server, reader_name)
+    assert page.request.get(server.url + "/favicon.ico").ok
+    expect(page).to_have_title("#general — chatroom")
+    # The tab goes to the background.
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    for i in range(3):
+        poster.say(f"while away {i}")
+    expect(page).to_have_title("(3) #general — chatroom")
+    icon = page.locator("#favicon").get_attribute("href")
+    assert icon.startswith("data:image/png")
+    poster.say(f"hey @{reader_name.upper()}, look")
+    expect(page.locator("#messages .message.mention")).to_have_count(1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mention.png"))
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    expect(page).to_have_title("#general — chatroom")
+    # In another room, a mention counts on its own.
+    side = unique("side")
+    poster.create_room(side)
+    expect(page.locator("#rooms")).to_contain_text(f"#{side}")
+    poster.say("plain", room=side)
+    poster.say(f"@{reader_name} here", room=side)
+    badge = page.locator("#rooms .unread.mentioned")
+    expect(badge).to_have_text("@2")
+    # Returning to a room: a divider before what is new.
+    page.locator("#rooms").get_by_role("button", name=f"#{side}").click()
+    expect(page.locator("#rooms .unread")).to_have_count(0)
+    poster.say("after you left")
+    expect(page.locator("#rooms .unread")).to_have_text("1")
+    page.locator("#rooms").get_by_role("button", name="#general").click()
+    expect(page.locator("#messages .divider")).to_have_count(1)
+    expect(page.locator("#messages li").last).to_contain_text("after you left")
+    expect(page.locator("#messages .divider + .message")).to_contain_text("after you left")
+
+
+def test_sound_is_off_until_switched_on_and_remembered(browser: Browser, start_server, unique):
+    server = start_server("memory")
+    page = _join(browser, server, unique("Ears"))
+    sound = page.get_by_label("Sound")
+    expect(sound).not_to_be_checked()
+    sound.check()
+    page.reload()
+    expect(page.get_by_label("Sound")).to_be_checked()
+
+
+def test_an_input_method_enter_never_sends(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory")
+    page = _join(browser, server, unique("IME"))
+    box = page.get_by_label("Your message")
+    box.fill("你好")
+    for init in ["{key: 'Enter', isComposing: true, bubbles: true, cancelable: true}",
+                 "{key: 'Enter', keyCode: 229, bubbles: true, cancelable: true}"]:
+        page.evaluate(f"""() => document.getElementById('text').dispatchEvent(
+            new KeyboardEvent('keydown', {init}))""")
+    page.wait_for_timeout(300)  # a send would have cleared the box by now
+    expect(box).to_have_value("你好")
+    assert page.locator("#messages .message").count() == 0
+    box.press("Enter")
+    expect(page.locator("#messages .message")).to_have_count(1)
+
+
+def test_the_phone_view_keeps_the_room_name(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory")
+    page = _join(browser, server, unique("Phone"), width=390)
+    title = page.locator("#title")
+    expect(title).to_have_text("#general")
+    assert page.evaluate("(el) => el.scrollWidth <= el.clientWidth", title.element_handle())
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "phone.png"))

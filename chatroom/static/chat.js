@@ -1,44 +1,124 @@
 // The chat page: rooms, private conversations, presence, and one event stream per browser.
 //
-// Every text from the server goes into the page through textContent, never as HTML.
+// Every text from the server goes into the page through textContent, never as HTML; links
+// and code are built as DOM nodes too. Rendering is incremental: a new message adds one
+// element, a deletion removes one, a presence change updates one list, a badge its own
+// number, so a reader's text selection and keyboard focus survive incoming traffic.
 // The stream follows every room at once, so unread markers and online counts stay live;
 // messages are kept per view by id, so a replay after a reconnect never shows one twice.
 "use strict";
 
-const me = document.body.dataset.user;
-const amHost = Boolean(document.body.dataset.host);
 const $ = (id) => document.getElementById(id);
+// What the server tells the page: who this is, and its limits (never copied in here).
+const page = document.body.dataset;
+const me = page.user;
+const myKey = page.userKey;
+const amHost = Boolean(page.host);
+const TEXT_MAX = Number(page.textMax);
+const FIRST_PAGE = Number(page.historyPage);
+const OLDER_PAGE = Number(page.olderPage);
+const ROOM_PATTERN = new RegExp(`^(?:${page.roomPattern})$`, "u");
 
 const state = {
   current: { kind: "room", name: "general" },
-  rooms: new Map(),   // name -> {name, created_by, online: [names]}
+  rooms: new Map(),   // name -> {name, created_by, read_only, slow_mode, online: [names]}
   convs: new Set(),   // names of people with a private conversation
   views: new Map(),   // "room:<name>" | "dm:<name>" -> view
   lastId: null,       // the last event position seen, sent back as Last-Event-ID
   mutedUntil: undefined,  // undefined: not muted; null: until unmuted; else ms
   privateMessages: true,
+  away: 0,            // messages that arrived while the tab was hidden
+  sound: localStorage.getItem("chatroom:sound") === "on",
 };
 
 function viewKey(kind, name) { return `${kind}:${name}`; }
 
+// Every field a view has, in one place.
 function view(kind, name) {
   const key = viewKey(kind, name);
   if (!state.views.has(key)) {
-    state.views.set(key, { kind, name, messages: [], ids: new Set(), unread: 0, loaded: false, complete: false });
+    state.views.set(key, {
+      kind, name,
+      messages: [],       // oldest first
+      ids: new Set(),     // of the messages above: a replay never shows one twice
+      unread: 0,          // messages not yet seen here
+      mentions: 0,        // of those, the ones that name this user
+      seenUpTo: null,     // the newest id seen when the reader last left: the "new" divider
+      loaded: false,      // its first page of history has arrived
+      complete: false,    // no older history to load
+      loadingOlder: false,
+      rendered: false,    // shown once (then scrolling keeps the reader's place)
+    });
   }
   return state.views.get(key);
 }
 
 function isCurrent(v) { return v.kind === state.current.kind && v.name === state.current.name; }
+function author(m) { return m.user ?? m.from; }
+function mentionsMe(m) { return Array.isArray(m.mentions) && m.mentions.includes(myKey); }
 
-// ---------------------------------------------------------------- rendering --
+// ---------------------------------------------------------------- message text --
+
+const LINK = /\bhttps?:\/\/[^\s<>"'`]+/gu;
+
+// Plain text, with http(s) links, `code` and ``` fenced blocks; nothing else is markup.
+function renderText(el, text) {
+  const parts = text.split("```");
+  parts.forEach((part, i) => {
+    const fenced = i % 2 === 1 && i < parts.length - 1;
+    if (!fenced) {
+      inlineText(el, i % 2 === 1 ? "```" + part : part);
+      return;
+    }
+    const pre = document.createElement("pre");
+    const code = document.createElement("code");
+    // A first line of one word is the language's name (```python), not code.
+    code.textContent = part.replace(/^[\w+-]*\n/u, "").replace(/\n$/u, "");
+    pre.append(code);
+    el.append(pre);
+  });
+}
+
+function inlineText(el, text) {
+  for (const piece of text.split(/(`[^`\n]+`)/u)) {
+    if (/^`[^`\n]+`$/u.test(piece)) {
+      const code = document.createElement("code");
+      code.textContent = piece.slice(1, -1);
+      el.append(code);
+    } else {
+      linkify(el, piece);
+    }
+  }
+}
+
+function linkify(el, text) {
+  let at = 0;
+  for (const match of text.matchAll(LINK)) {
+    // Punctuation that ends a sentence is not part of the address.
+    const raw = match[0].replace(/[.,;:!?)\]]+$/u, "");
+    let url = null;
+    try { url = new URL(raw); } catch { url = null; }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) continue;
+    el.append(text.slice(at, match.index));
+    const a = document.createElement("a");
+    a.href = url.href;
+    a.textContent = raw;
+    a.rel = "noopener noreferrer";
+    a.target = "_blank";
+    el.append(a);
+    at = match.index + raw.length;
+  }
+  el.append(text.slice(at));
+}
+
+// ---------------------------------------------------------------- messages --
 
 function timeLabel(ts) {
   const when = new Date(ts);
   const el = document.createElement("time");
   el.dateTime = when.toISOString();
   el.title = when.toLocaleString();
-  el.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  el.textContent = when.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
   return el;
 }
 
@@ -46,15 +126,13 @@ function messageItem(m) {
   const li = document.createElement("li");
   li.className = "message";
   li.dataset.id = m.id;
-  const author = m.user ?? m.from;
-  if (author === me) li.classList.add("mine");
-  const who = document.createElement("span");
-  who.className = "author";
-  who.textContent = author;
-  const text = document.createElement("p");
-  text.className = "text";
-  text.textContent = m.text;
-  li.append(timeLabel(m.ts), who);
+  const who = author(m);
+  if (who === me) li.classList.add("mine");
+  if (mentionsMe(m)) li.classList.add("mention");
+  const name = document.createElement("span");
+  name.className = "author";
+  name.textContent = who;
+  li.append(timeLabel(m.ts), name);
   if (m.host) {
     // Only the server sets "host": no one else can get this badge.
     const badge = document.createElement("span");
@@ -62,17 +140,76 @@ function messageItem(m) {
     badge.textContent = "host";
     li.append(badge);
   }
-  if (m.room && (amHost || author === me)) {
+  if (m.room && (amHost || who === me)) {
     const del = document.createElement("button");
     del.type = "button";
     del.className = "delete";
     del.textContent = "Delete";
-    del.setAttribute("aria-label", `Delete message from ${author}`);
+    del.setAttribute("aria-label", `Delete message from ${who}`);
     del.addEventListener("click", () => deleteMessage(m.room, m.id));
     li.append(del);
   }
+  const text = document.createElement("div");
+  text.className = "text";
+  renderText(text, m.text);
   li.append(text);
   return li;
+}
+
+function divider() {
+  const li = document.createElement("li");
+  li.className = "divider";
+  li.setAttribute("role", "separator");
+  li.textContent = "New messages";
+  return li;
+}
+
+function emptyItem(v) {
+  const li = document.createElement("li");
+  li.className = "empty";
+  li.textContent = v.loaded ? "No messages yet. Say hello!" : "Loading…";
+  return li;
+}
+
+// The whole list: only when the reader opens a view or older history arrives.
+function renderMessages() {
+  const v = view(state.current.kind, state.current.name);
+  const list = $("messages");
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const items = [];
+  let divided = v.seenUpTo === null;
+  for (const m of v.messages) {
+    if (!divided && m.id > v.seenUpTo && author(m) !== me) {
+      items.push(divider());
+      divided = true;
+    }
+    items.push(messageItem(m));
+  }
+  list.replaceChildren(...(items.length ? items : [emptyItem(v)]));
+  if (nearBottom || !v.rendered) list.scrollTop = list.scrollHeight;
+  v.rendered = true;
+}
+
+// One message into the shown list, at its place by id.
+function showMessage(m) {
+  const list = $("messages");
+  list.querySelector(".empty")?.remove();
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const later = [...list.querySelectorAll(".message")].find((el) => Number(el.dataset.id) > m.id);
+  list.insertBefore(messageItem(m), later ?? null);
+  if (nearBottom || author(m) === me) list.scrollTop = list.scrollHeight;
+}
+
+function addMessage(v, m) {
+  if (v.ids.has(m.id)) return false;
+  v.ids.add(m.id);
+  const list = v.messages;
+  if (list.length === 0 || list[list.length - 1].id < m.id) list.push(m);
+  else {
+    const at = list.findIndex((x) => x.id > m.id);
+    list.splice(at < 0 ? list.length : at, 0, m);
+  }
+  return true;
 }
 
 async function deleteMessage(room, id) {
@@ -83,9 +220,185 @@ async function deleteMessage(room, id) {
 function removeMessage(room, id) {
   const v = view("room", room);
   if (!v.ids.has(id)) return;
+  v.ids.delete(id);
   v.messages = v.messages.filter((m) => m.id !== id);
-  if (isCurrent(v)) renderMessages();
+  if (isCurrent(v)) {
+    $("messages").querySelector(`.message[data-id="${id}"]`)?.remove();
+    if (!v.messages.length) $("messages").replaceChildren(emptyItem(v));
+  }
 }
+
+function clearMessages(room) {
+  const v = view("room", room);
+  v.messages = [];
+  v.ids.clear();
+  if (isCurrent(v)) $("messages").replaceChildren(emptyItem(v));
+}
+
+// ---------------------------------------------------------------- the sidebar --
+
+// One element per room and conversation, kept and updated in place.
+const channelEls = new Map();  // view key -> {li, button, badge, count}
+
+function channelItem(kind, name, label) {
+  const li = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "channel";
+  const title = document.createElement("span");
+  title.className = "name";
+  title.textContent = label;
+  button.append(title);
+  const entry = { li, button, badge: null, count: null };
+  if (kind === "room") {
+    entry.count = document.createElement("span");
+    entry.count.className = "count";
+    button.append(entry.count);
+  }
+  button.addEventListener("click", () => open(kind, name));
+  li.append(button);
+  channelEls.set(viewKey(kind, name), entry);
+  return entry;
+}
+
+function updateChannel(kind, name) {
+  const entry = channelEls.get(viewKey(kind, name));
+  if (!entry) return;
+  const v = view(kind, name);
+  if (isCurrent(v)) entry.button.setAttribute("aria-current", "page");
+  else entry.button.removeAttribute("aria-current");
+  if (entry.count) {
+    const room = state.rooms.get(name);
+    const online = room?.online ? room.online.length : room?.count ?? 0;
+    entry.count.textContent = online;
+    entry.count.setAttribute("aria-label", `${online} online`);
+  }
+  if (v.unread > 0) {
+    if (!entry.badge) {
+      entry.badge = document.createElement("span");
+      entry.button.append(entry.badge);
+    }
+    entry.badge.className = v.mentions > 0 ? "unread mentioned" : "unread";
+    entry.badge.textContent = v.mentions > 0 ? `@${v.unread}` : v.unread;
+    entry.badge.setAttribute("aria-label", v.mentions > 0
+      ? `${v.unread} unread, ${v.mentions} mentioning you` : `${v.unread} unread`);
+  } else if (entry.badge) {
+    entry.badge.remove();
+    entry.badge = null;
+  }
+}
+
+function addRoomItem(room) {
+  const key = viewKey("room", room.name);
+  if (channelEls.has(key)) return;
+  const entry = channelItem("room", room.name, `#${room.name}`);
+  if (room.created_by === me || amHost) {
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "close-room";
+    close.textContent = "×";
+    close.setAttribute("aria-label", `Close room ${room.name}`);
+    close.addEventListener("click", () => closeRoom(room.name));
+    if (room.name !== "general") entry.li.append(close);
+  }
+  // general first, then by name, as the server lists them.
+  const names = [...state.rooms.keys()].filter((n) => n !== "general").sort();
+  const next = room.name === "general" ? names[0] : names[names.indexOf(room.name) + 1];
+  const before = next ? channelEls.get(viewKey("room", next))?.li : null;
+  $("rooms").insertBefore(entry.li, before && before.parentNode === $("rooms") ? before : null);
+  updateChannel("room", room.name);
+}
+
+function removeRoomItem(name) {
+  channelEls.get(viewKey("room", name))?.li.remove();
+  channelEls.delete(viewKey("room", name));
+}
+
+function addConversation(name) {
+  if (state.convs.has(name)) return;
+  state.convs.add(name);
+  const entry = channelItem("dm", name, `@${name}`);
+  const later = [...state.convs].sort().find((n) => n > name);
+  $("dms").insertBefore(entry.li, later ? channelEls.get(viewKey("dm", later)).li : null);
+  $("dms-hint").hidden = true;
+  updateChannel("dm", name);
+}
+
+function renderSidebar() {
+  $("rooms").replaceChildren();
+  for (const key of [...channelEls.keys()].filter((k) => k.startsWith("room:"))) channelEls.delete(key);
+  for (const room of state.rooms.values()) addRoomItem(room);
+  $("dms-hint").hidden = state.convs.size > 0;
+}
+
+// ---------------------------------------------------------------- people --
+
+function personItem(name) {
+  const li = document.createElement("li");
+  li.dataset.name = name;
+  if (name === me) {
+    li.textContent = `${name} (you)`;
+    return li;
+  }
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = name;
+  button.title = `Write to ${name} privately`;
+  button.addEventListener("click", () => { addConversation(name); open("dm", name); });
+  li.append(button);
+  if (amHost) li.append(userMenu(name));
+  return li;
+}
+
+// The online list of the current room, changed entry by entry.
+function renderPeople() {
+  const list = $("online");
+  if (state.current.kind !== "room") {
+    list.replaceChildren();
+    $("people-heading").textContent = "Private conversation";
+    return;
+  }
+  const online = state.rooms.get(state.current.name)?.online ?? [];
+  $("people-heading").textContent = `Online in #${state.current.name}`;
+  $("online-count").textContent = online.length;
+  const shown = new Map([...list.children].map((li) => [li.dataset.name, li]));
+  for (const [name, li] of shown) if (!online.includes(name)) li.remove();
+  let previous = null;
+  for (const name of online) {
+    let li = shown.get(name);
+    if (!li || !li.isConnected) li = personItem(name);
+    const expected = previous ? previous.nextSibling : list.firstChild;
+    if (li !== expected) list.insertBefore(li, expected);
+    previous = li;
+  }
+}
+
+// The host's menu for one person: mute, unmute, kick, ban.
+function userMenu(name) {
+  const menu = document.createElement("span");
+  menu.className = "user-menu";
+  const path = `/api/users/${encodeURIComponent(name)}`;
+  const actions = [
+    ["Mute 10 min", "POST", "/mute", { minutes: 10 }],
+    ["Unmute", "DELETE", "/mute"],
+    ["Kick", "POST", "/kick"],
+    ["Ban", "POST", "/ban"],
+  ];
+  for (const [label, method, tail, body] of actions) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.setAttribute("aria-label", `${label} ${name}`);
+    b.addEventListener("click", async () => {
+      const answer = await api(method, path + tail, body);
+      notice(answer.ok ? "" : answer.error);
+    });
+    menu.append(b);
+  }
+  return menu;
+}
+
+// ---------------------------------------------------------------- the message box --
 
 // What the message box can do now: muted, a read-only room, slow mode, stated plainly.
 function renderBoxState() {
@@ -96,7 +409,7 @@ function renderBoxState() {
     blocked = true;
     lines.push(state.mutedUntil === null
       ? "The host has muted you until further notice."
-      : `The host has muted you until ${new Date(state.mutedUntil).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}.`);
+      : `The host has muted you until ${new Date(state.mutedUntil).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" })}.`);
   }
   if (state.current.kind === "room") {
     const room = state.rooms.get(state.current.name);
@@ -131,137 +444,84 @@ function renderHostPanel() {
   $("private-messages").checked = state.privateMessages;
 }
 
-function renderMessages() {
-  const v = view(state.current.kind, state.current.name);
-  const list = $("messages");
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-  list.replaceChildren(...v.messages.map(messageItem));
-  if (v.messages.length === 0) {
-    const empty = document.createElement("li");
-    empty.className = "empty";
-    empty.textContent = v.loaded ? "No messages yet. Say hello!" : "Loading…";
-    list.append(empty);
+// ---------------------------------------------------------------- unread at a glance --
+
+// "(3) #general — chatroom" and a dot on the icon while the tab is hidden.
+function updateTitle() {
+  const where = state.current.kind === "room" ? `#${state.current.name}` : `@${state.current.name}`;
+  const count = document.hidden && state.away ? `(${state.away}) ` : "";
+  document.title = `${count}${where} — chatroom`;
+  drawFavicon(document.hidden && state.away > 0);
+}
+
+let faviconDrawn = null;
+function drawFavicon(dot) {
+  if (faviconDrawn === dot) return;
+  faviconDrawn = dot;
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 32;
+  const g = canvas.getContext("2d");
+  if (!g) return;
+  g.fillStyle = "#1f57c3";
+  g.beginPath();
+  g.roundRect(2, 4, 26, 20, 6);
+  g.fill();
+  g.beginPath();
+  g.moveTo(8, 22); g.lineTo(8, 30); g.lineTo(16, 22);
+  g.fill();
+  if (dot) {
+    g.fillStyle = "#d93025";
+    g.beginPath();
+    g.arc(25, 8, 7, 0, Math.PI * 2);
+    g.fill();
   }
-  if (nearBottom || !v.rendered) list.scrollTop = list.scrollHeight;
-  v.rendered = true;
+  $("favicon").href = canvas.toDataURL("image/png");
 }
 
-function channelItem(kind, name, label, extra) {
-  const v = view(kind, name);
-  const li = document.createElement("li");
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "channel";
-  if (isCurrent(v)) button.setAttribute("aria-current", "page");
-  const title = document.createElement("span");
-  title.className = "name";
-  title.textContent = label;
-  button.append(title);
-  if (extra) button.append(extra);
-  if (v.unread > 0) {
-    const badge = document.createElement("span");
-    badge.className = "unread";
-    badge.textContent = v.unread;
-    badge.setAttribute("aria-label", `${v.unread} unread`);
-    button.append(badge);
+let audio = null;
+function beep() {
+  if (!state.sound) return;
+  try {
+    audio ??= new AudioContext();
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.15, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.25);
+    tone.connect(gain).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.25);
+  } catch { /* no sound on this device */ }
+}
+
+// A message arrived: count it where it belongs, and tell a reader who is elsewhere.
+function arrived(v, m) {
+  if (author(m) === me) return;
+  const mention = mentionsMe(m);
+  const seen = isCurrent(v) && !document.hidden;
+  if (!isCurrent(v)) {
+    v.unread += 1;
+    if (mention) v.mentions += 1;
+    updateChannel(v.kind, v.name);
   }
-  button.addEventListener("click", () => open(kind, name));
-  li.append(button);
-  return li;
-}
-
-function renderSidebar() {
-  const rooms = [...state.rooms.values()];
-  $("rooms").replaceChildren(...rooms.map((room) => {
-    const count = document.createElement("span");
-    count.className = "count";
-    count.textContent = room.online.length;
-    count.setAttribute("aria-label", `${room.online.length} online`);
-    const li = channelItem("room", room.name, `#${room.name}`, count);
-    if (room.created_by === me) {
-      const close = document.createElement("button");
-      close.type = "button";
-      close.className = "close-room";
-      close.textContent = "×";
-      close.setAttribute("aria-label", `Close room ${room.name}`);
-      close.addEventListener("click", () => closeRoom(room.name));
-      li.append(close);
-    }
-    return li;
-  }));
-  $("dms").replaceChildren(...[...state.convs].sort().map((name) => channelItem("dm", name, `@${name}`)));
-  $("dms-hint").hidden = state.convs.size > 0;
-  const unreadTotal = [...state.views.values()].reduce((n, v) => n + v.unread, 0);
-  document.title = `${unreadTotal ? `(${unreadTotal}) ` : ""}${$("title").textContent} · chatroom`;
-}
-
-function renderPeople() {
-  const list = $("online");
-  if (state.current.kind !== "room") {
-    list.replaceChildren();
-    $("people-heading").textContent = "Private conversation";
-    return;
+  if (document.hidden) {
+    state.away += 1;
+    updateTitle();
   }
-  const room = state.rooms.get(state.current.name);
-  const online = room ? room.online : [];
-  $("people-heading").textContent = `Online in #${state.current.name}`;
-  $("online-count").textContent = online.length;
-  list.replaceChildren(...online.map((name) => {
-    const li = document.createElement("li");
-    if (name === me) {
-      li.textContent = `${name} (you)`;
-      return li;
-    }
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = name;
-    button.title = `Write to ${name} privately`;
-    button.addEventListener("click", () => { state.convs.add(name); open("dm", name); });
-    li.append(button);
-    if (amHost) li.append(userMenu(name));
-    return li;
-  }));
+  if (mention || !seen) beep();
 }
 
-// The host's menu for one person: mute, unmute, kick, ban.
-function userMenu(name) {
-  const menu = document.createElement("span");
-  menu.className = "user-menu";
-  const path = `/api/users/${encodeURIComponent(name)}`;
-  const actions = [
-    ["Mute 10 min", "POST", "/mute", { minutes: 10 }],
-    ["Unmute", "DELETE", "/mute"],
-    ["Kick", "POST", "/kick"],
-    ["Ban", "POST", "/ban"],
-  ];
-  for (const [label, method, tail, body] of actions) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = label;
-    b.setAttribute("aria-label", `${label} ${name}`);
-    b.addEventListener("click", async () => {
-      const answer = await api(method, path + tail, body);
-      notice(answer.ok ? "" : answer.error);
-    });
-    menu.append(b);
-  }
-  return menu;
-}
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) state.away = 0;
+  updateTitle();
+});
 
-function render() {
-  $("title").textContent = state.current.kind === "room" ? `#${state.current.name}` : `@${state.current.name}`;
-  renderMessages();
-  renderSidebar();
-  renderPeople();
-  renderBoxState();
-}
+// ------------------------------------------------------------------ data --
 
 function notice(text) {
   $("notice").textContent = text;
   $("notice").hidden = !text;
 }
-
-// ------------------------------------------------------------------ data --
 
 async function api(method, path, body) {
   const options = { method, headers: { Accept: "application/json" } };
@@ -273,7 +533,7 @@ async function api(method, path, body) {
   try {
     answer = await fetch(path, options);
   } catch {
-    return { ok: false, status: 0, error: "The chat cannot be reached: check your network." };
+    return { ok: false, status: 0, data: {}, error: "The chat cannot be reached: check your network." };
   }
   const data = await answer.json().catch(() => ({}));
   if (answer.status === 401) location.reload();  // the session ended: back to the name picker
@@ -287,27 +547,15 @@ function messagesPath(v) {
   return v.kind === "room" ? `/api/rooms/${name}/messages` : `/api/users/${name}/messages`;
 }
 
-function addMessage(v, m) {
-  if (v.ids.has(m.id)) return false;
-  v.ids.add(m.id);
-  const list = v.messages;
-  if (list.length === 0 || list[list.length - 1].id < m.id) list.push(m);
-  else {
-    const at = list.findIndex((x) => x.id > m.id);
-    list.splice(at < 0 ? list.length : at, 0, m);
-  }
-  return true;
-}
-
 async function loadHistory(v, before) {
-  const query = new URLSearchParams({ limit: before ? 50 : 100 });
+  const size = before ? OLDER_PAGE : FIRST_PAGE;
+  const query = new URLSearchParams({ limit: size });
   if (before) query.set("before", before);
   const answer = await api("GET", `${messagesPath(v)}?${query}`);
   if (!answer.ok) return;
   const messages = answer.data.messages;
   messages.forEach((m) => addMessage(v, m));
-  if (before && messages.length < 50) v.complete = true;
-  if (!before && messages.length < 100) v.complete = true;
+  if (messages.length < size) v.complete = true;
   v.loaded = true;
 }
 
@@ -317,22 +565,36 @@ async function loadRooms() {
   const known = new Map(state.rooms);
   state.rooms.clear();
   for (const room of answer.data.rooms) {
-    state.rooms.set(room.name, { ...room, online: known.get(room.name)?.online ?? [] });
+    // "online" is a count here; the names come with the stream's presence events (or,
+    // for the room a reader opens, one request), never a request per room.
+    state.rooms.set(room.name, { ...room, count: room.online, online: known.get(room.name)?.online ?? null });
   }
-  await Promise.all([...state.rooms.keys()].map(async (name) => {
-    const presence = await api("GET", `/api/rooms/${encodeURIComponent(name)}/presence`);
-    if (presence.ok && state.rooms.has(name)) state.rooms.get(name).online = presence.data.online;
-  }));
   return true;
 }
 
 async function open(kind, name) {
+  const leaving = view(state.current.kind, state.current.name);
+  leaving.seenUpTo = leaving.messages.length ? leaving.messages[leaving.messages.length - 1].id : null;
+  const before = viewKey(state.current.kind, state.current.name);
   state.current = { kind, name };
   const v = view(kind, name);
   v.unread = 0;
+  v.mentions = 0;
   notice("");
   document.body.classList.remove("show-sidebar", "show-people");
-  render();
+  $("title").textContent = kind === "room" ? `#${name}` : `@${name}`;
+  for (const key of [before, viewKey(kind, name)]) updateChannel(...key.split(/:(.*)/su).slice(0, 2));
+  updateTitle();
+  renderMessages();
+  renderPeople();
+  renderBoxState();
+  const room = kind === "room" ? state.rooms.get(name) : null;
+  if (room && room.online === null) {
+    const presence = await api("GET", `/api/rooms/${encodeURIComponent(name)}/presence`);
+    if (presence.ok && room.online === null) room.online = presence.data.online;
+    updateChannel("room", name);
+    if (isCurrent(v)) renderPeople();
+  }
   if (!v.loaded) {
     await loadHistory(v);
     if (isCurrent(v)) renderMessages();
@@ -353,31 +615,34 @@ function onEvent(kind, data, id) {
   if (id) state.lastId = id;
   if (kind === "message" || kind === "dm") {
     const other = kind === "dm" ? (data.from === me ? data.to : data.from) : null;
-    if (other) state.convs.add(other);
+    if (other) addConversation(other);
     const v = kind === "message" ? view("room", data.room) : view("dm", other);
     if (!addMessage(v, data)) return;
-    const author = data.user ?? data.from;
-    if (!isCurrent(v) && author !== me) v.unread += 1;
-    if (isCurrent(v)) renderMessages();
-    renderSidebar();
+    if (isCurrent(v)) showMessage(data);
+    arrived(v, data);
   } else if (kind === "presence" || kind === "join" || kind === "leave") {
     const room = state.rooms.get(data.room);
     if (room) room.online = data.online;
-    renderSidebar();
-    renderPeople();
+    updateChannel("room", data.room);
+    if (state.current.kind === "room" && state.current.name === data.room) renderPeople();
   } else if (kind === "room_created") {
     if (!state.rooms.has(data.room)) {
-      state.rooms.set(data.room, { name: data.room, created_by: data.by, online: [] });
-      if (leader) stream.follow([...state.rooms.keys()]);
+      state.rooms.set(data.room, { name: data.room, created_by: data.by, read_only: false, slow_mode: 0, online: [] });
+      addRoomItem(state.rooms.get(data.room));
+      followRooms();
     }
-    renderSidebar();
+  } else if (kind === "room_closed") {
+    state.rooms.delete(data.room);
+    state.views.delete(viewKey("room", data.room));
+    removeRoomItem(data.room);
+    if (state.current.kind === "room" && state.current.name === data.room) {
+      open("room", "general");
+      notice(`#${data.room} was closed by ${data.by}; you are back in #general.`);
+    }
   } else if (kind === "message_deleted") {
     removeMessage(data.room, data.id);
   } else if (kind === "room_cleared") {
-    const v = view("room", data.room);
-    v.messages = [];
-    v.ids.clear();
-    if (isCurrent(v)) renderMessages();
+    clearMessages(data.room);
   } else if (kind === "room_updated") {
     const room = state.rooms.get(data.room);
     if (room) Object.assign(room, { read_only: data.read_only, slow_mode: data.slow_mode });
@@ -393,14 +658,6 @@ function onEvent(kind, data, id) {
       notice(data.banned ? "The host has removed you from the chat." : "The host has logged you out.");
       setTimeout(() => location.reload(), 1500);
     }
-  } else if (kind === "room_closed") {
-    state.rooms.delete(data.room);
-    state.views.delete(viewKey("room", data.room));
-    if (state.current.kind === "room" && state.current.name === data.room) {
-      open("room", "general");
-      notice(`#${data.room} was closed by ${data.by}; you are back in #general.`);
-    }
-    renderSidebar();
   }
 }
 
@@ -477,43 +734,63 @@ class Stream {
   }
 }
 
-// Tabs of one browser share one stream when the browser can coordinate them (Web Locks
-// need https or localhost): the tab holding the lock streams and forwards to the others.
-const channel = "BroadcastChannel" in window ? new BroadcastChannel(`chatroom:${me}`) : null;
-let leader = !(navigator.locks && channel);
-const stream = new Stream(
-  (kind, data, id) => {
-    onEvent(kind, data, id);
-    if (channel && leader) channel.postMessage({ type: "event", kind, data, id });
-  },
-  (status) => {
-    onStatus(status);
-    if (channel && leader) channel.postMessage({ type: "status", status });
-  },
-);
-
-function startStreaming() {
-  if (leader) {
-    stream.follow([...state.rooms.keys()]);
-    return;
+// The tabs of one browser share one stream, where the browser can coordinate them (Web
+// Locks need https or localhost). The protocol:
+// - Whoever holds the Web Lock "chatroom-stream" is the leader: it alone streams, and
+//   posts every event ({type: "event", kind, data, id}) and every change of the
+//   connection's state ({type: "status", status}) on the BroadcastChannel.
+// - The others listen. A tab that opens says {type: "hello"}; the leader answers with
+//   the state, so the newcomer shows "connected" at once.
+// - When the leader's tab closes, the browser frees the lock: the next waiting tab gets
+//   it, becomes the leader and streams from the last id it saw, so nothing is missed.
+// Where the lock or the channel is missing, every tab is its own leader.
+class TabGroup {
+  constructor(onEvent, onStatus) {
+    this.onEvent = onEvent;
+    this.onStatus = onStatus;
+    this.channel = "BroadcastChannel" in window ? new BroadcastChannel(`chatroom:${me}`) : null;
+    this.leader = !(navigator.locks && this.channel);
+    this.stream = new Stream(
+      (kind, data, id) => { this.onEvent(kind, data, id); this.post({ type: "event", kind, data, id }); },
+      (status) => { this.onStatus(status); this.post({ type: "status", status }); },
+    );
   }
-  channel.onmessage = ({ data: msg }) => {
-    if (leader) return;
-    if (msg.type === "event") onEvent(msg.kind, msg.data, msg.id);
-    else if (msg.type === "status") onStatus(msg.status);
-    else if (msg.type === "hello") channel.postMessage({ type: "status", status: $("status").dataset.state });
-  };
-  channel.postMessage({ type: "hello" });
-  onStatus("connecting");
-  navigator.locks.request("chatroom-stream", () => new Promise(() => {
-    // This tab now streams for all of them, until it closes (which frees the lock).
-    leader = true;
-    stream.follow([...state.rooms.keys()]);
-  }));
-  channel.addEventListener("message", ({ data: msg }) => {
-    if (leader && msg.type === "hello") channel.postMessage({ type: "status", status: $("status").dataset.state });
-  });
+
+  post(msg) {
+    if (this.channel && this.leader) this.channel.postMessage(msg);
+  }
+
+  start() {
+    if (this.leader) {
+      followRooms();
+      return;
+    }
+    this.channel.onmessage = ({ data: msg }) => {
+      if (this.leader) {
+        if (msg.type === "hello") this.post({ type: "status", status: $("status").dataset.state });
+        return;
+      }
+      if (msg.type === "event") this.onEvent(msg.kind, msg.data, msg.id);
+      else if (msg.type === "status") this.onStatus(msg.status);
+    };
+    this.channel.postMessage({ type: "hello" });
+    this.onStatus("connecting");
+    navigator.locks.request("chatroom-stream", () => new Promise(() => {
+      // This tab now streams for all of them, until it closes (which frees the lock).
+      this.leader = true;
+      followRooms();
+    }));
+  }
+
+  // Stream every room there is (the leader only).
+  follow(rooms) {
+    if (this.leader) this.stream.follow(rooms);
+  }
 }
+
+const tabs = new TabGroup(onEvent, onStatus);
+
+function followRooms() { tabs.follow([...state.rooms.keys()]); }
 
 // ------------------------------------------------------------------ actions --
 
@@ -530,8 +807,7 @@ $("send").addEventListener("submit", async (e) => {
   button.disabled = false;
   if (answer.ok) {
     input.value = "";
-    addMessage(v, answer.data);
-    renderMessages();
+    if (addMessage(v, answer.data) && isCurrent(v)) showMessage(answer.data);
   } else {
     $("error").textContent = answer.error;
     if (answer.data.code === "muted") {
@@ -541,6 +817,70 @@ $("send").addEventListener("submit", async (e) => {
   }
   input.focus();
 });
+
+$("text").addEventListener("keydown", (e) => {
+  // Enter that confirms an input method's candidate (Chinese, Japanese…) is not a send:
+  // isComposing says so, and some browsers report only keyCode 229 instead.
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+    e.preventDefault();
+    $("send").requestSubmit();
+  }
+});
+
+$("text").addEventListener("input", () => {
+  const length = [...$("text").value.trim()].length;
+  $("error").textContent = length > TEXT_MAX ? `Too long: ${length} of at most ${TEXT_MAX} characters.` : "";
+});
+
+$("new-room").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const name = $("room-name").value.trim().toLowerCase();
+  $("room-error").textContent = "";
+  if (!ROOM_PATTERN.test(name)) {
+    $("room-error").textContent = $("room-name").title;
+    return;
+  }
+  const answer = await api("POST", "/api/rooms", { name });
+  if (!answer.ok) {
+    $("room-error").textContent = answer.error;
+    return;
+  }
+  $("room-name").value = "";
+  if (!state.rooms.has(answer.data.name)) {
+    state.rooms.set(answer.data.name, { ...answer.data, online: [] });
+    addRoomItem(state.rooms.get(answer.data.name));
+    followRooms();
+  }
+  open("room", answer.data.name);
+});
+
+$("messages").addEventListener("scroll", async () => {
+  const list = $("messages");
+  const v = view(state.current.kind, state.current.name);
+  if (list.scrollTop > 40 || v.complete || v.loadingOlder || !v.messages.length) return;
+  v.loadingOlder = true;
+  const before = list.scrollHeight;
+  await loadHistory(v, v.messages[0].id);
+  v.loadingOlder = false;
+  if (isCurrent(v)) {
+    renderMessages();
+    list.scrollTop = list.scrollHeight - before;  // keep the reader's place
+  }
+});
+
+$("sound").checked = state.sound;
+$("sound").addEventListener("change", (e) => {
+  state.sound = e.target.checked;
+  localStorage.setItem("chatroom:sound", state.sound ? "on" : "off");
+  if (state.sound) audio ??= new AudioContext();  // sound may start only after a click
+});
+
+for (const [button, cls] of [[$("menu"), "show-sidebar"], [$("people-toggle"), "show-people"]]) {
+  button.addEventListener("click", () => {
+    const shown = document.body.classList.toggle(cls);
+    button.setAttribute("aria-expanded", shown);
+  });
+}
 
 if (amHost) {
   const roomPath = () => `/api/rooms/${encodeURIComponent(state.current.name)}`;
@@ -560,56 +900,6 @@ if (amHost) {
   });
 }
 
-$("text").addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-    e.preventDefault();
-    $("send").requestSubmit();
-  }
-});
-
-$("text").addEventListener("input", () => {
-  const length = $("text").value.trim().length;
-  $("error").textContent = length > 2000 ? `Too long: ${length} of at most 2000 characters.` : "";
-});
-
-$("new-room").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const name = $("room-name").value.trim().toLowerCase();
-  $("room-error").textContent = "";
-  const answer = await api("POST", "/api/rooms", { name });
-  if (!answer.ok) {
-    $("room-error").textContent = answer.error;
-    return;
-  }
-  $("room-name").value = "";
-  if (!state.rooms.has(answer.data.name)) {
-    state.rooms.set(answer.data.name, { ...answer.data, online: [] });
-    if (leader) stream.follow([...state.rooms.keys()]);
-  }
-  open("room", answer.data.name);
-});
-
-$("messages").addEventListener("scroll", async () => {
-  const list = $("messages");
-  const v = view(state.current.kind, state.current.name);
-  if (list.scrollTop > 40 || v.complete || v.loadingOlder || !v.messages.length) return;
-  v.loadingOlder = true;
-  const before = list.scrollHeight;
-  await loadHistory(v, v.messages[0].id);
-  v.loadingOlder = false;
-  if (isCurrent(v)) {
-    renderMessages();
-    list.scrollTop = list.scrollHeight - before;  // keep the reader's place
-  }
-});
-
-for (const [button, cls] of [[$("menu"), "show-sidebar"], [$("people-toggle"), "show-people"]]) {
-  button.addEventListener("click", () => {
-    const shown = document.body.classList.toggle(cls);
-    button.setAttribute("aria-expanded", shown);
-  });
-}
-
 window.addEventListener("online", () => onStatus("reconnecting"));
 window.addEventListener("offline", () => onStatus("offline"));
 
@@ -618,7 +908,8 @@ window.addEventListener("offline", () => onStatus("offline"));
   if (mine.ok && mine.data.muted) state.mutedUntil = mine.data.muted_until;
   if (settings.ok) state.privateMessages = settings.data.private_messages;
   await loadRooms();
-  if (!state.rooms.has("general")) state.rooms.set("general", { name: "general", created_by: null, online: [] });
-  startStreaming();
+  if (!state.rooms.has("general")) state.rooms.set("general", { name: "general", created_by: null, online: null });
+  renderSidebar();
+  tabs.start();
   await open("room", "general");
 })();

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, current_app, render_template
 
+from .. import validation
 from ..identity import session_user
+from .rooms import HISTORY_DEFAULT, OLDER_PAGE
 
 bp = Blueprint("pages", __name__)
 
@@ -15,7 +17,20 @@ def index() -> str:
     user = session_user()
     if user is None:
         return render_template("login.html")
-    return render_template("chat.html", user=user.name, host=user.host)
+    limits = {
+        "text_max": validation.TEXT_MAX, "history_page": HISTORY_DEFAULT,
+        "older_page": OLDER_PAGE, "room_pattern": validation.ROOM_RX.pattern,
+        "room_max": validation.ROOM_MAX, "room_rule": validation.ROOM_RULE,
+    }
+    return render_template(
+        "chat.html", user=user.name, user_key=user.key, host=user.host, limits=limits
+    )
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The icon browsers ask for on every page."""
+    return current_app.send_static_file("favicon.svg")
 
 
 @bp.get("/inspect")

@@ -17,6 +17,8 @@ from ..storage import GENERAL, Room
 bp = Blueprint("rooms", __name__, url_prefix="/api/rooms")
 
 HISTORY_DEFAULT = 100
+# How many older messages the page asks for as the reader scrolls up.
+OLDER_PAGE = 50
 HISTORY_MAX = 1000
 
 
@@ -140,6 +142,9 @@ def post_message(room: str) -> Response:
     fields = {"room": found.name, "user": user.name, "text": text, "ts": now_ms()}
     if user.host:
         fields["host"] = True  # a mark no one else can get: the host's messages
+    mentioned = validation.mentions(text)
+    if mentioned:
+        fields["mentions"] = mentioned  # name keys, compared as logins compare names
     event = chat.publish(Draft.of(room_channel(found.name), "message", **fields))
     return Response(event.data, status=201, mimetype="application/json")
 
