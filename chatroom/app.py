@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, g, request
 
-from . import __version__, errors, guards, lookalike, metrics
+from . import __version__, errors, guards, i18n, lookalike, metrics
 from .broker import Broker, open_broker
 from .config import Config, new_host_token
 from .events import Draft, Event
@@ -50,6 +50,15 @@ class Chat:
         self.names.stop()
         self.presence.stop()
         self.broker.close()
+
+
+def page_language() -> str:
+    """Return the language of the page being answered (see :mod:`.i18n`)."""
+    if "language" not in g:
+        g.language = i18n.page_language(
+            request.cookies.get(i18n.COOKIE), request.accept_languages.values()
+        )
+    return g.language
 
 
 def get_chat() -> Chat:
@@ -104,9 +113,17 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         metrics.REQUESTS.labels(str(response.status_code)).inc()
         return response
 
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda text: i18n.catalog(page_language()).gettext(text),
+        lambda one, many, n: i18n.catalog(page_language()).ngettext(one, many, n),
+        newstyle=True,
+    )
+
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"version": __version__}
+        lang = page_language()
+        return {"version": __version__, "lang": lang, "strings": i18n.strings(lang)}
 
     log.info("chatroom %s using %s", __version__, broker.describe())
     return app

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .config import DEFAULT_PORT, Config, ConfigError, new_host_token  # noqa: E402
+from .i18n import _  # noqa: E402
 from .startup import browser_line, host_link, open_browser, start_up_text  # noqa: E402
 
 if TYPE_CHECKING:
@@ -71,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the chat until it is stopped; return the process's exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):
+        # A console that cannot show a character (ASCII, GBK) gets a "?" for it, never
+        # a UnicodeEncodeError that ends the chat.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")
     code = _main(argv)
     if code != 0 and not argv:
         _keep_window_open()
@@ -92,7 +98,9 @@ def _main(argv: list[str]) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     if config.memory and config.redis_url:
-        return _fail("Choose either --memory or --redis (CHATROOM_MEMORY or CHATROOM_REDIS_URL).")
+        return _fail(
+            _("Choose either --memory or --redis (CHATROOM_MEMORY or CHATROOM_REDIS_URL).")
+        )
     if config.host_token is None:
         # Drawn here, before any worker starts: every process must know the same one.
         config = config.updated({"host_token": new_host_token()})
@@ -111,7 +119,7 @@ def _main(argv: list[str]) -> int:
         return _fail(str(exc))
     except server.AlreadyRunning as first:
         # A second double-click: bring the first chat forward instead of starting another.
-        print(f"chatroom is already running at {first.url}", flush=True)
+        print(_("chatroom is already running at {url}").format(url=first.url), flush=True)
         if not config.no_browser:
             print(browser_line(open_browser(first.host_link)), flush=True)
         return 0
@@ -123,7 +131,7 @@ def _keep_window_open() -> None:
     if sys.stdin is None or not sys.stdin.isatty():
         return
     with contextlib.suppress(EOFError, KeyboardInterrupt):
-        input("Press Enter to close this window.")
+        input(_("Press Enter to close this window."))
 
 
 def _fail(message: str) -> int:

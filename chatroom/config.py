@@ -12,6 +12,8 @@ from typing import Any
 
 import platformdirs
 
+from .i18n import _
+
 DEFAULT_PORT = 5000
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
@@ -81,7 +83,7 @@ class Config:
             if raw is None:
                 continue
             if name not in _PARSERS:
-                raise ConfigError(f"Unknown setting {name!r}.")
+                raise ConfigError(_("Unknown setting {name!r}.").format(name=name))
             parsed[name] = raw if not isinstance(raw, str) else _PARSERS[name](name, raw)
         return replace(self, **parsed)
 
@@ -97,15 +99,15 @@ class Config:
             if hasattr(os, "getuid") and folder.stat().st_uid == os.getuid():
                 os.chmod(folder, 0o700)
         except OSError as exc:
-            raise DataDirError(
-                f"Cannot use the data folder {folder} ({exc.strerror}). Choose another with"
+            raise DataDirError(_(
+                "Cannot use the data folder {folder} ({reason}). Choose another with"
                 " --data-dir, or make it writable for this user."
-            ) from None
+            ).format(folder=folder, reason=exc.strerror)) from None
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise DataDirError(
-                f"The data folder {folder} is read-only for this user. Choose another with"
+            raise DataDirError(_(
+                "The data folder {folder} is read-only for this user. Choose another with"
                 " --data-dir, or make it writable."
-            )
+            ).format(folder=folder))
         return folder
 
     def load_secret_key(self) -> str:
@@ -133,15 +135,15 @@ class Config:
         try:
             secret = path.read_text().strip()
         except OSError as exc:
-            raise DataDirError(
-                f"Cannot read the session secret {path} ({exc.strerror}). Make it readable"
+            raise DataDirError(_(
+                "Cannot read the session secret {path} ({reason}). Make it readable"
                 " for this user, or delete it to make a new one (everyone logs in again)."
-            ) from None
+            ).format(path=path, reason=exc.strerror)) from None
         if not secret:
-            raise DataDirError(
-                f"The session secret {path} is empty. Delete it to make a new one (everyone"
+            raise DataDirError(_(
+                "The session secret {path} is empty. Delete it to make a new one (everyone"
                 " logs in again), or put the old secret back."
-            )
+            ).format(path=path))
         return secret
 
 
@@ -164,7 +166,9 @@ def _flag(name: str, raw: str) -> bool:
         return True
     if value in ("", "0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{_var(name)} must be 1 or 0 (true or false), not {raw!r}.")
+    raise ConfigError(
+        _("{var} must be 1 or 0 (true or false), not {raw!r}.").format(var=_var(name), raw=raw)
+    )
 
 
 def _number(low: float, high: float, kind: type = int):
@@ -172,10 +176,14 @@ def _number(low: float, high: float, kind: type = int):
         try:
             value = kind(raw.strip())
         except ValueError:
-            what = "a whole number" if kind is int else "a number"
-            raise ConfigError(f"{_var(name)} must be {what}, not {raw!r}.") from None
+            what = _("{var} must be a whole number, not {raw!r}.") if kind is int else _(
+                "{var} must be a number, not {raw!r}."
+            )
+            raise ConfigError(what.format(var=_var(name), raw=raw)) from None
         if not low <= value <= high:
-            raise ConfigError(f"{_var(name)} must be between {low} and {high}, not {raw!r}.")
+            raise ConfigError(_("{var} must be between {low} and {high}, not {raw!r}.").format(
+                var=_var(name), low=low, high=high, raw=raw
+            ))
         return value
 
     return parse
@@ -183,7 +191,7 @@ def _number(low: float, high: float, kind: type = int):
 
 def _path(name: str, raw: str) -> Path:
     if not raw.strip():
-        raise ConfigError(f"{_var(name)} must name a folder.")
+        raise ConfigError(_("{var} must name a folder.").format(var=_var(name)))
     return Path(raw.strip()).expanduser()
 
 
@@ -191,15 +199,15 @@ def _rate_limit(name: str, raw: str) -> RateLimit | None:
     value = raw.strip().lower()
     if value in ("off", "0", "none"):
         return None
-    count, _, seconds = value.partition("/")
+    count, _slash, seconds = value.partition("/")
     try:
         limit = RateLimit(int(count), float(seconds))
     except ValueError:
         limit = None
     if limit is None or limit.count < 1 or limit.seconds <= 0:
-        raise ConfigError(
-            f"{_var(name)} must look like 10/5 (10 messages per 5 seconds) or off, not {raw!r}."
-        )
+        raise ConfigError(_(
+            "{var} must look like 10/5 (10 messages per 5 seconds) or off, not {raw!r}."
+        ).format(var=_var(name), raw=raw))
     return limit
 
 

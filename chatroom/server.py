@@ -24,6 +24,7 @@ from . import instance
 from .broker import BrokerUnavailable, open_broker
 from .config import Config, DataDirError
 from .connections import ChatServer, raise_open_files_limit
+from .i18n import _
 from .network import addresses
 from .startup import host_link
 
@@ -66,15 +67,23 @@ def bind(host: str, port: int, explicit: bool) -> socket.socket:
             return _listen(host, candidate)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
-                raise StartError(f"Cannot listen on {host}:{candidate}: {exc.strerror}.") from None
+                raise StartError(_("Cannot listen on {host}:{port}: {reason}.").format(
+                    host=host, port=candidate, reason=exc.strerror
+                )) from None
             if candidate == last:
                 break
-            print(f"Port {candidate} is in use, trying {candidate + 1}.", flush=True)
+            print(_("Port {port} is in use, trying {next}.").format(
+                port=candidate, next=candidate + 1
+            ), flush=True)
     if explicit:
-        raise StartError(
-            f"Port {port} is in use by another program. Stop it, or choose another with --port."
+        raise StartError(_(
+            "Port {port} is in use by another program. Stop it, or choose another with --port."
+        ).format(port=port))
+    raise StartError(
+        _("Ports {port} to {last} are all in use. Choose one with --port.").format(
+            port=port, last=last
         )
-    raise StartError(f"Ports {port} to {last} are all in use. Choose one with --port.")
+    )
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -155,10 +164,10 @@ def _own_data_dir(config: Config, port_explicit: bool) -> instance.Instance | No
     while (found := instance.running_at(folder)) is None and time.monotonic() < deadline:
         time.sleep(0.1)  # the first start is still on its way: it will say where it is
     if found is None:
-        raise StartError(
-            f"Another chatroom is starting with the data folder {folder}. Wait for it, or"
+        raise StartError(_(
+            "Another chatroom is starting with the data folder {folder}. Wait for it, or"
             " choose another folder with --data-dir."
-        )
+        ).format(folder=folder))
     raise AlreadyRunning(*found)
 
 
@@ -198,7 +207,7 @@ def _serve(
         ready()
     stopping.wait()
     if ready is not None:
-        log.info("Stopping…")
+        log.info(_("Stopping…"))
     # Stop taking connections, end every stream (browsers reconnect and resume from
     # Last-Event-ID), let requests under way finish, and only then close the broker, so
     # that every message answered 201 is stored.
@@ -207,7 +216,7 @@ def _serve(
     server.stop(timeout=_STOP_TIMEOUT)
     chat.close()
     if ready is not None:
-        log.info("Stopped.")
+        log.info(_("Stopped."))
 
 
 def on_stop_signals(callback: Callable[[], None]) -> None:
@@ -235,15 +244,15 @@ def _run_workers(
 ) -> int:
     """Fork ``config.workers`` processes that share one listening socket and one Redis."""
     if config.memory:
-        raise StartError(
+        raise StartError(_(
             "--workers needs Redis: the in-process broker serves one process. "
             "Add --redis URL, or leave out --workers."
-        )
+        ))
     config = replace(config, redis_url=config.redis_url or config.default_redis_url)
     try:
         probe = open_broker(config)
     except BrokerUnavailable as exc:
-        raise StartError(f"--workers needs Redis. {exc}") from None
+        raise StartError(_("--workers needs Redis.") + f" {exc}") from None
     broker = probe.describe()
     probe.close()
 
@@ -254,7 +263,7 @@ def _run_workers(
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     supervisor = _Supervisor(sock, config)
     try:
-        for _ in range(config.workers):
+        for _worker in range(config.workers):
             supervisor.spawn()
         on_ready(_ready(config, sock, broker, config.workers, capacity))
         return supervisor.watch()
@@ -311,9 +320,9 @@ class _Supervisor:
                     return 1
                 log.warning("worker %s exited (status %s); starting another", pid, status)
                 self.spawn()
-        log.info("Stopping…")
+        log.info(_("Stopping…"))
         self._stop_all()
-        log.info("Stopped.")
+        log.info(_("Stopped."))
         return 0
 
     def _stop_all(self) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import Config
+from .i18n import _
 
 if TYPE_CHECKING:
     from .server import Ready
@@ -25,33 +26,43 @@ NO_BROWSER = ""
 def browser_line(opened: str) -> str:
     """Say whether a browser opened (``opened`` names it) or the person must open one."""
     if opened == NO_BROWSER:
-        return "  (No browser could be opened here: open this address in a browser.)"
-    return f"  (Opening it in your browser: {opened}.)"
+        return "  " + _("(No browser could be opened here: open this address in a browser.)")
+    return "  " + _("(Opening it in your browser: {browser}.)").format(browser=opened)
 
 
 def start_up_text(where: Ready, config: Config, opened: str | None = None) -> str:
     """Say in plain words where the chat is, with a QR code of the network address.
 
     ``opened`` is what :func:`open_browser` returned, or None if none was asked for.
+    The text is in the console's language; a console that cannot draw the QR code's
+    block characters gets a sentence instead.
     """
-    workers = f" with {where.workers} workers" if where.workers > 1 else ""
-    lines = [f"chatroom {__version__} is running{workers}, using {where.broker}.", ""]
-    lines.append(f"  On this computer:  {where.local}")
+    if where.workers > 1:
+        first = _("chatroom {version} is running with {workers} workers, using {broker}.")
+    else:
+        first = _("chatroom {version} is running, using {broker}.")
+    lines = [first.format(version=__version__, workers=where.workers, broker=where.broker), ""]
+    lines.append("  " + _("On this computer:") + f"  {where.local}")
     if opened is not None:
         lines.append(browser_line(opened))
-    lines += [f"  On the network:    {url}" for url in where.lan]
+    lines += ["  " + _("On the network:") + f"    {url}" for url in where.lan]
     if where.lan:
-        lines += ["", "Others on the same network open that address, or scan this code:", ""]
-        lines.append(_qr(where.lan[0]))
+        qr = _qr(where.lan[0])
+        if qr is None:
+            lines += ["", _("Others on the same network open that address (this console cannot"
+                            " show the QR code).")]
+        else:
+            lines += ["", _("Others on the same network open that address, or scan this code:"),
+                      "", qr]
     elif config.host in ("0.0.0.0", "::"):
-        lines.append("  (No network found: only this computer can join.)")
+        lines.append("  " + _("(No network found: only this computer can join.)"))
     if where.capacity is not None:
-        lines += ["", f"It can hold about {where.capacity:,} listeners at once"
-                  " (the system's open-files limit)."]
-    lines += ["", "Your host link (it gives the host's powers: keep it to yourself):",
+        lines += ["", _("It can hold about {count} listeners at once (the system's open-files"
+                        " limit).").format(count=f"{where.capacity:,}")]
+    lines += ["", _("Your host link (it gives the host's powers: keep it to yourself):"),
               f"  {host_link(where, config)}"]
-    lines += ["", f"History and settings are kept in {config.data_dir}"]
-    lines += ["Press Ctrl+C (or close this window) to stop.", ""]
+    lines += ["", _("History and settings are kept in {folder}").format(folder=config.data_dir)]
+    lines += [_("Press Ctrl+C (or close this window) to stop."), ""]
     return "\n".join(lines)
 
 
@@ -60,12 +71,17 @@ def host_link(where: Ready, config: Config) -> str:
     return f"{where.local}host?token={config.host_token}"
 
 
-def _qr(url: str) -> str:
+def _qr(url: str) -> str | None:
     import segno
 
     out = io.StringIO()
     segno.make(url, error="l").terminal(out, compact=True, border=2)
-    return out.getvalue().rstrip("\n")
+    drawn = out.getvalue().rstrip("\n")
+    try:
+        drawn.encode(getattr(sys.stdout, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return None  # an ASCII or GBK console has no half-block characters
+    return drawn
 
 
 def open_browser(url: str) -> str:

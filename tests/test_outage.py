@@ -47,7 +47,7 @@ def test_a_redis_outage_is_survived_and_recovered(start_server, own_redis, uniqu
         # A new listener is told to come back soon rather than refused for good.
         with server.stream() as newcomer:
             newcomer.read_for(2)
-            assert newcomer.status == 200 and newcomer.closed
+            assert newcomer.status == 200 and newcomer.closed, (newcomer.headers, newcomer.body)
         # The existing listener stays connected, kept alive.
         keepalives = len(listener.frames)
         listener.read_for(1.2)

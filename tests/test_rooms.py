@@ -7,7 +7,8 @@ from services import ChatServer
 
 def test_general_always_exists(server: ChatServer) -> None:
     rooms = server.visitor().request("GET", "/api/rooms").json()["rooms"]
-    assert rooms[0] == {"name": "general", "online": 0, "created_by": None}
+    assert rooms[0] == {"name": "general", "online": 0, "created_by": None,
+                        "read_only": False, "slow_mode": 0}
 
 
 def test_create_list_and_conflict(server: ChatServer, unique) -> None:
@@ -15,7 +16,8 @@ def test_create_list_and_conflict(server: ChatServer, unique) -> None:
     name = unique("maths-")
     answer = visitor.create_room(name.upper())  # case-folded
     assert answer.status_code == 201
-    assert answer.json() == {"name": name, "online": 0, "created_by": visitor.name}
+    assert answer.json() == {"name": name, "online": 0, "created_by": visitor.name,
+                             "read_only": False, "slow_mode": 0}
     listed = visitor.request("GET", "/api/rooms").json()["rooms"]
     assert [r["name"] for r in listed] == ["general", name]
     again = server.visitor(unique("ri")).create_room(name)

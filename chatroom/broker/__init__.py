@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..config import Config
 from ..events import Draft, Event
+from ..i18n import _
 from ..storage import Session, Storage
 
 log = logging.getLogger(__name__)
@@ -111,10 +112,10 @@ def _redis(config: Config, url: str, connect_timeout: float) -> Broker:
         client.ping()
         storage = RedisStorage(client, config.history)
     except (redis.RedisError, ValueError, OSError) as exc:
-        raise BrokerUnavailable(
-            f"Cannot use Redis at {redact(url)} ({exc}). Start Redis there, fix the URL, "
+        raise BrokerUnavailable(_(
+            "Cannot use Redis at {url} ({reason}). Start Redis there, fix the URL, "
             "or leave out --redis to use the in-process broker."
-        ) from None
+        ).format(url=redact(url), reason=exc)) from None
     return RedisBroker(client, storage, url)
 
 

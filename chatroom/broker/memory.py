@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..events import Draft, Event
+from ..i18n import _
 from ..storage.sqlite import SqliteStorage
 from . import Broker, Deliver, Held, Resync
 
@@ -33,4 +34,4 @@ class MemoryBroker(Broker):
         return self.storage.failure is None
 
     def describe(self) -> str:
-        return "the in-process broker (no Redis); history is kept on this computer"
+        return _("the in-process broker (no Redis); history is kept on this computer")

@@ -9,6 +9,7 @@ import redis
 from gevent.event import Event as Signal
 
 from ..events import Draft, Event
+from ..i18n import _
 from ..identity import SESSION_TTL
 from ..storage import Unavailable
 from ..storage.redis import RedisStorage
@@ -72,7 +73,7 @@ class RedisBroker(Broker):
             raise Unavailable(f"Redis cannot be reached ({exc}).") from None
 
     def describe(self) -> str:
-        return f"Redis at {redact(self._url)}"
+        return _("Redis at {url}").format(url=redact(self._url))
 
     def close(self) -> None:
         self._closing = True

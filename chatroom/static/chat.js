@@ -117,8 +117,8 @@ function timeLabel(ts) {
   const when = new Date(ts);
   const el = document.createElement("time");
   el.dateTime = when.toISOString();
-  el.title = when.toLocaleString();
-  el.textContent = when.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+  el.title = when.toLocaleString(LANG);
+  el.textContent = when.toLocaleTimeString(LANG, { hour: "numeric", minute: "2-digit" });
   return el;
 }
 
@@ -137,15 +137,15 @@ function messageItem(m) {
     // Only the server sets "host": no one else can get this badge.
     const badge = document.createElement("span");
     badge.className = "host-badge";
-    badge.textContent = "host";
+    badge.textContent = t("host");
     li.append(badge);
   }
   if (m.room && (amHost || who === me)) {
     const del = document.createElement("button");
     del.type = "button";
     del.className = "delete";
-    del.textContent = "Delete";
-    del.setAttribute("aria-label", `Delete message from ${who}`);
+    del.textContent = t("Delete");
+    del.setAttribute("aria-label", t("Delete message from {name}", { name: who }));
     del.addEventListener("click", () => deleteMessage(m.room, m.id));
     li.append(del);
   }
@@ -160,14 +160,14 @@ function divider() {
   const li = document.createElement("li");
   li.className = "divider";
   li.setAttribute("role", "separator");
-  li.textContent = "New messages";
+  li.textContent = t("New messages");
   return li;
 }
 
 function emptyItem(v) {
   const li = document.createElement("li");
   li.className = "empty";
-  li.textContent = v.loaded ? "No messages yet. Say hello!" : "Loading…";
+  li.textContent = v.loaded ? t("No messages yet. Say hello!") : t("Loading…");
   return li;
 }
 
@@ -271,7 +271,7 @@ function updateChannel(kind, name) {
     const room = state.rooms.get(name);
     const online = room?.online ? room.online.length : room?.count ?? 0;
     entry.count.textContent = online;
-    entry.count.setAttribute("aria-label", `${online} online`);
+    entry.count.setAttribute("aria-label", t("{count} online", { count: online }));
   }
   if (v.unread > 0) {
     if (!entry.badge) {
@@ -281,7 +281,8 @@ function updateChannel(kind, name) {
     entry.badge.className = v.mentions > 0 ? "unread mentioned" : "unread";
     entry.badge.textContent = v.mentions > 0 ? `@${v.unread}` : v.unread;
     entry.badge.setAttribute("aria-label", v.mentions > 0
-      ? `${v.unread} unread, ${v.mentions} mentioning you` : `${v.unread} unread`);
+      ? t("{count} unread, {mentions} mentioning you", { count: v.unread, mentions: v.mentions })
+      : t("{count} unread", { count: v.unread }));
   } else if (entry.badge) {
     entry.badge.remove();
     entry.badge = null;
@@ -297,7 +298,7 @@ function addRoomItem(room) {
     close.type = "button";
     close.className = "close-room";
     close.textContent = "×";
-    close.setAttribute("aria-label", `Close room ${room.name}`);
+    close.setAttribute("aria-label", t("Close room {room}", { room: room.name }));
     close.addEventListener("click", () => closeRoom(room.name));
     if (room.name !== "general") entry.li.append(close);
   }
@@ -337,13 +338,13 @@ function personItem(name) {
   const li = document.createElement("li");
   li.dataset.name = name;
   if (name === me) {
-    li.textContent = `${name} (you)`;
+    li.textContent = t("{name} (you)", { name });
     return li;
   }
   const button = document.createElement("button");
   button.type = "button";
   button.textContent = name;
-  button.title = `Write to ${name} privately`;
+  button.title = t("Write to {name} privately", { name });
   button.addEventListener("click", () => { addConversation(name); open("dm", name); });
   li.append(button);
   if (amHost) li.append(userMenu(name));
@@ -355,11 +356,11 @@ function renderPeople() {
   const list = $("online");
   if (state.current.kind !== "room") {
     list.replaceChildren();
-    $("people-heading").textContent = "Private conversation";
+    $("people-heading").textContent = t("Private conversation");
     return;
   }
   const online = state.rooms.get(state.current.name)?.online ?? [];
-  $("people-heading").textContent = `Online in #${state.current.name}`;
+  $("people-heading").textContent = t("Online in #{room}", { room: state.current.name });
   $("online-count").textContent = online.length;
   const shown = new Map([...list.children].map((li) => [li.dataset.name, li]));
   for (const [name, li] of shown) if (!online.includes(name)) li.remove();
@@ -379,10 +380,10 @@ function userMenu(name) {
   menu.className = "user-menu";
   const path = `/api/users/${encodeURIComponent(name)}`;
   const actions = [
-    ["Mute 10 min", "POST", "/mute", { minutes: 10 }],
-    ["Unmute", "DELETE", "/mute"],
-    ["Kick", "POST", "/kick"],
-    ["Ban", "POST", "/ban"],
+    [t("Mute 10 min"), "POST", "/mute", { minutes: 10 }],
+    [t("Unmute"), "DELETE", "/mute"],
+    [t("Kick"), "POST", "/kick"],
+    [t("Ban"), "POST", "/ban"],
   ];
   for (const [label, method, tail, body] of actions) {
     const b = document.createElement("button");
@@ -408,20 +409,20 @@ function renderBoxState() {
   if (muted) {
     blocked = true;
     lines.push(state.mutedUntil === null
-      ? "The host has muted you until further notice."
-      : `The host has muted you until ${new Date(state.mutedUntil).toLocaleTimeString([], { hour: "numeric", minute: "2-digit" })}.`);
+      ? t("The host has muted you until further notice.")
+      : t("The host has muted you until {time}.", { time: new Date(state.mutedUntil).toLocaleTimeString(LANG, { hour: "numeric", minute: "2-digit" }) }));
   }
   if (state.current.kind === "room") {
     const room = state.rooms.get(state.current.name);
     if (room?.read_only && !amHost) {
       blocked = true;
-      lines.push(`#${room.name} is read-only: only the host posts here.`);
+      lines.push(t("#{room} is read-only: only the host posts here.", { room: room.name }));
     } else if (room?.slow_mode && !amHost) {
-      lines.push(`Slow mode: one message every ${room.slow_mode} s.`);
+      lines.push(t("Slow mode: one message every {seconds} s.", { seconds: room.slow_mode }));
     }
   } else if (!state.privateMessages && !amHost) {
     blocked = true;
-    lines.push("The host has turned private messages off.");
+    lines.push(t("The host has turned private messages off."));
   }
   $("box-state").textContent = lines.join(" ");
   $("box-state").hidden = lines.length === 0;
@@ -518,6 +519,47 @@ document.addEventListener("visibilitychange", () => {
 
 // ------------------------------------------------------------------ data --
 
+const TOO_MANY_TABS = t("This browser has too many chat tabs open to connect another: close one and this tab reconnects.");
+
+// The page words every error from its code, in the reader's language.
+const ERRORS = {
+  login_required: t("Log in first."),
+  session_ended: t("This session has ended: log in again."),
+  name_taken: t("Someone else is using this name now. Log in again with another name."),
+  invalid_username: t("A name is 1 to 32 characters, with no invisible characters."),
+  invalid_room_name: t("A room name is 1 to 32 letters or digits of any script, - or _ (no spaces)."),
+  room_exists: t("A room of that name exists already."),
+  unknown_room: t("There is no such room."),
+  too_many_rooms: t("This chat has as many rooms as it holds. Ask for one to be closed first."),
+  not_room_creator: t("Only whoever created a room can close it."),
+  cannot_close_general: t("The general room cannot be closed."),
+  unknown_user: t("Nobody of that name is in this chat."),
+  message_to_self: t("Private messages go to someone else."),
+  empty_text: t("The message is empty."),
+  text_too_long: t("A message is at most {max} characters.", { max: TEXT_MAX }),
+  invalid_text: t("The message holds characters that are not text."),
+  rate_limited: t("Slow down: try again in {seconds} s."),
+  slow_mode: t("Slow mode: try again in {seconds} s."),
+  muted: t("The host has muted you."),
+  read_only: t("Only the host can post here now."),
+  private_messages_off: t("The host has turned private messages off."),
+  banned: t("The host has banned this device from the chat."),
+  host_only: t("Only the host can do that."),
+  not_author: t("Only its author or the host can delete a message."),
+  unknown_message: t("That message is gone."),
+  cross_origin: t("Requests that change things must come from this chat's own pages."),
+  broker_unavailable: t("The chat cannot deliver messages right now. Try again in a few seconds."),
+  storage_unavailable: t("The chat cannot store messages right now. Try again in a few seconds."),
+  kick_self: t("The host cannot kick themselves."),
+  ban_self: t("That user shares this device's address: kick instead."),
+  too_large: t("The request is too large."),
+};
+
+function errorText(code, answer) {
+  const wait = answer.headers.get("Retry-After") || "?";
+  return (ERRORS[code] || t("The server answered {status}.", { status: answer.status })).replace("{seconds}", wait);
+}
+
 function notice(text) {
   $("notice").textContent = text;
   $("notice").hidden = !text;
@@ -533,12 +575,11 @@ async function api(method, path, body) {
   try {
     answer = await fetch(path, options);
   } catch {
-    return { ok: false, status: 0, data: {}, error: "The chat cannot be reached: check your network." };
+    return { ok: false, status: 0, data: {}, error: t("The chat cannot be reached: check your network.") };
   }
   const data = await answer.json().catch(() => ({}));
   if (answer.status === 401) location.reload();  // the session ended: back to the name picker
-  let error = data.error || `The server answered ${answer.status}.`;
-  if (answer.status === 429) error = data.error || `Slow down: try again in ${answer.headers.get("Retry-After")} s.`;
+  const error = answer.ok ? "" : errorText(data.code, answer);
   return { ok: answer.ok, status: answer.status, data, error };
 }
 
@@ -603,7 +644,7 @@ async function open(kind, name) {
 }
 
 async function closeRoom(name) {
-  if (!confirm(`Close #${name} for everyone?`)) return;
+  if (!confirm(t("Close #{room} for everyone?", { room: name }))) return;
   const answer = await api("DELETE", `/api/rooms/${encodeURIComponent(name)}`);
   if (!answer.ok) $("room-error").textContent = answer.error;
 }
@@ -637,7 +678,7 @@ function onEvent(kind, data, id) {
     removeRoomItem(data.room);
     if (state.current.kind === "room" && state.current.name === data.room) {
       open("room", "general");
-      notice(`#${data.room} was closed by ${data.by}; you are back in #general.`);
+      notice(t("#{room} was closed by {name}; you are back in #general.", { room: data.room, name: data.by }));
     }
   } else if (kind === "message_deleted") {
     removeMessage(data.room, data.id);
@@ -655,21 +696,24 @@ function onEvent(kind, data, id) {
     renderBoxState();
   } else if (kind === "kicked") {
     if (data.user === me) {
-      notice(data.banned ? "The host has removed you from the chat." : "The host has logged you out.");
+      notice(data.banned ? t("The host has removed you from the chat.") : t("The host has logged you out."));
       setTimeout(() => location.reload(), 1500);
     }
   }
 }
 
-const STATUS_TEXT = { connected: "connected", reconnecting: "reconnecting…", offline: "offline", connecting: "connecting…", limit: "too many tabs" };
+const STATUS_TEXT = {
+  connected: t("connected"), reconnecting: t("reconnecting…"), offline: t("offline"),
+  connecting: t("connecting…"), limit: t("too many tabs"),
+};
 
 function onStatus(status) {
   const el = $("status");
   el.dataset.state = status;
   el.textContent = STATUS_TEXT[status] || status;
   if (status === "limit") {
-    notice("This browser has too many chat tabs open to connect another: close one and this tab reconnects.");
-  } else if ($("notice").textContent.startsWith("This browser has too many")) {
+    notice(TOO_MANY_TABS);
+  } else if ($("notice").textContent === TOO_MANY_TABS) {
     notice("");
   }
 }
@@ -829,7 +873,7 @@ $("text").addEventListener("keydown", (e) => {
 
 $("text").addEventListener("input", () => {
   const length = [...$("text").value.trim()].length;
-  $("error").textContent = length > TEXT_MAX ? `Too long: ${length} of at most ${TEXT_MAX} characters.` : "";
+  $("error").textContent = length > TEXT_MAX ? t("Too long: {length} of at most {max} characters.", { length, max: TEXT_MAX }) : "";
 });
 
 $("new-room").addEventListener("submit", async (e) => {

@@ -40,7 +40,7 @@ function showEvent(event) {
   kind.textContent = event.type;
   const id = document.createElement("span");
   id.className = "eid";
-  id.textContent = event.id ? `id ${event.id}` : "no id";
+  id.textContent = event.id ? `id ${event.id}` : t("no id");
   const data = document.createElement("pre");
   data.textContent = event.data;
   item.append(kind, id, data);
@@ -78,18 +78,18 @@ async function connect() {
   controller = new AbortController();
   const mine = controller;
   $("drop").disabled = false;
-  status("connecting", "connecting…");
+  status("connecting", t("connecting…"));
   showLine(`: ---- GET /stream?${query}${lastId ? `  (Last-Event-ID: ${lastId})` : ""} ----`);
   try {
     const answer = await fetch(`/stream?${query}`, { headers, signal: mine.signal, cache: "no-store" });
     if (!answer.ok) {
       const body = await answer.json().catch(() => ({}));
-      status("offline", `refused: ${answer.status}`);
-      showLine(`: the server answered ${answer.status}: ${body.error || ""}`);
+      status("offline", t("refused: {status}", { status: answer.status }));
+      showLine(`: ${t("the server answered {status}", { status: answer.status })}: ${body.code || ""}`);
       $("drop").disabled = true;
       return;
     }
-    status("connected", "connected");
+    status("connected", t("connected"));
     const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
     const feed = parser();
     let buffer = "";
@@ -97,16 +97,16 @@ async function connect() {
       const { value, done } = await reader.read();
       if (done) break;
       received += new TextEncoder().encode(value).length;
-      $("byte-count").textContent = `(${received} bytes)`;
+      $("byte-count").textContent = t("({count} bytes)", { count: received });
       buffer += value;
       const lines = buffer.split(/\r\n|\r|\n/);
       buffer = lines.pop();
       for (const line of lines) { showLine(line); feed(line); }
     }
-    status("offline", "the server ended the stream");
+    status("offline", t("the server ended the stream"));
   } catch (error) {
-    if (mine.signal.aborted) status("offline", "dropped");
-    else status("offline", "connection lost");
+    if (mine.signal.aborted) status("offline", t("dropped"));
+    else status("offline", t("connection lost"));
   }
   if (controller === mine) $("drop").disabled = true;
 }
@@ -115,7 +115,7 @@ function drop() {
   if (controller) {
     controller.abort();
     controller = null;
-    showLine(": ---- connection dropped by this page ----");
+    showLine(`: ---- ${t("connection dropped by this page")} ----`);
   }
   $("drop").disabled = true;
 }

@@ -36,20 +36,21 @@ async function tick() {
     const answer = await fetch("/api/stats", { cache: "no-store" });
     const s = await answer.json();
     $("broker").dataset.state = s.healthy ? "connected" : "offline";
-    $("broker").textContent = `${s.broker === "redis" ? "Redis" : "in-process"} broker${s.healthy ? "" : " — degraded"}`;
+    const broker = s.broker === "redis" ? t("Redis broker") : t("in-process broker");
+    $("broker").textContent = s.healthy ? broker : `${broker} — ${t("degraded")}`;
     $("listeners").textContent = format.format(s.listeners);
     $("messages").textContent = format.format(s.messages_per_second);
     $("deliveries").textContent = format.format(s.deliveries_per_second);
     const p50 = s.latency_ms.p50, p99 = s.latency_ms.p99;
     $("latency").textContent = p50 === null ? "–" : p50.toFixed(1);
-    $("latency-unit").textContent = `ms, median (p99 ${p99 === null ? "–" : p99.toFixed(1)} ms)`;
+    $("latency-unit").textContent = t("ms, median (p99 {p99} ms)", { p99: p99 === null ? "–" : p99.toFixed(1) });
     push("listeners", s.listeners);
     push("messages", s.messages_per_second);
     push("deliveries", s.deliveries_per_second);
     push("latency", p50);
   } catch {
     $("broker").dataset.state = "offline";
-    $("broker").textContent = "server unreachable";
+    $("broker").textContent = t("server unreachable");
   }
 }
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from ..config import DataDirError, RateLimit
 from ..events import Draft, Event, new_epoch, room_channel
+from ..i18n import _
 from . import Room, Session, Storage, StorageFailed
 
 _SCHEMA = """
@@ -107,20 +108,20 @@ def _open(path: Path) -> sqlite3.Connection:
         if "creator" not in {row[1] for row in db.execute("PRAGMA table_info(rooms)")}:
             db.execute("ALTER TABLE rooms ADD COLUMN creator TEXT")  # files made before it
     except PermissionError:
-        raise DataDirError(
-            f"Cannot open the history file {path}: permission denied. Make the folder"
+        raise DataDirError(_(
+            "Cannot open the history file {path}: permission denied. Make the folder"
             " writable for this user, or choose another with --data-dir."
-        ) from None
+        ).format(path=path)) from None
     except sqlite3.DatabaseError as exc:
-        raise DataDirError(
-            f"The history file {path} cannot be used ({exc}). Move it out of the way"
+        raise DataDirError(_(
+            "The history file {path} cannot be used ({reason}). Move it out of the way"
             " (the chat then starts with an empty history) or restore it from a backup."
-        ) from None
+        ).format(path=path, reason=exc)) from None
     except OSError as exc:
-        raise DataDirError(
-            f"Cannot open the history file {path} ({exc.strerror}). Choose another folder"
+        raise DataDirError(_(
+            "Cannot open the history file {path} ({reason}). Choose another folder"
             " with --data-dir."
-        ) from None
+        ).format(path=path, reason=exc.strerror)) from None
     return db
 
 
@@ -330,7 +331,7 @@ class SqliteStorage(Storage):
 
     def rate_hit(self, key: str, limit: RateLimit) -> float:
         now = time.monotonic()
-        start, count, _ = self._rates.get(key, (now, 0, limit.seconds))
+        start, count, _window = self._rates.get(key, (now, 0, limit.seconds))
         if now - start >= limit.seconds:
             start, count = now, 0
         if count >= limit.count:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session
 
-from .. import validation
-from ..app import get_chat
+from .. import i18n, validation
+from ..app import get_chat, page_language
 from ..errors import ApiError
 from ..guards import check_login_rate, client_address
 from ..identity import require_user, session_user
@@ -29,13 +29,27 @@ def login() -> Response | tuple[str, int]:
     except ApiError as exc:
         if not _browser_form():
             raise
-        return render_template("login.html", error=exc.message), exc.status
+        return render_template("login.html", error=_form_error(exc)), exc.status
     session.clear()
     session.permanent = True
     session["sid"] = user.session
     if request.form:
         return redirect("/", code=303)
     return jsonify(username=name)
+
+
+def _form_error(exc: ApiError) -> str:
+    # The name picker speaks its reader's language; API clients get the English sentence.
+    gettext = i18n.catalog(page_language()).gettext
+    known = {
+        "name_taken": gettext("That name is in use by someone online. Pick another."),
+        "invalid_username": gettext(
+            "A name is 1 to 32 characters, with no invisible characters."
+        ),
+        "rate_limited": gettext("Too many logins from this device: wait a minute."),
+        "banned": gettext("The host has banned this device from the chat."),
+    }
+    return known.get(exc.code, gettext("That did not work: try again."))
 
 
 def _browser_form() -> bool:

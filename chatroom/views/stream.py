@@ -43,7 +43,10 @@ def stream() -> Response:
     except Unavailable:
         # A 503 would make EventSource give up for good; this makes it try again soon.
         body = sse.encode(retry=RETRY_MS) + sse.comment("the chat is unavailable, retrying")
-        return Response(body, mimetype="text/event-stream", headers=_HEADERS)
+        # The stream ends here: the connection too, so that every client sees the end.
+        return Response(
+            body, mimetype="text/event-stream", headers={**_HEADERS, "Connection": "close"}
+        )
     return Response(
         _frames(chat, rooms, user, last_id, request.environ),
         mimetype="text/event-stream", headers=_HEADERS,
