@@ -63,8 +63,11 @@ def page_language(cookie: str | None, accepted: Iterable[str]) -> str:
 
 def strings(language: str) -> dict[str, str]:
     """Return every translated text of ``language``, for the pages' scripts."""
-    found = catalog(language)
-    return dict(getattr(found, "_catalog", {})) if language != ENGLISH else {}
+    if language == ENGLISH:
+        return {}
+    # GNUTranslations keeps its messages in _catalog; "" is the catalog's header.
+    messages = getattr(catalog(language), "_catalog", {})
+    return {k: v for k, v in messages.items() if isinstance(k, str) and k}
 
 
 def _system_language(environ: Mapping[str, str]) -> str:

@@ -14,8 +14,9 @@ from .errors import ApiError
 NAME_MAX = 32
 TEXT_MAX = 2000
 ROOM_MAX = 32
-ROOM_RX = re.compile(r"[a-z0-9_-]{1,32}")
-ROOM_RULE = "A room name is 1 to 32 characters of a-z, 0-9, - and _ (no spaces)."
+ROOM_RULE = "A room name is 1 to 32 letters or digits of any script, - or _ (no spaces)."
+# The same rule for the page's script (JavaScript's \w is ASCII only).
+ROOM_PATTERN_JS = r"[\p{L}\p{N}_\-]{1,32}"
 # "@name" in a message: up to a space or punctuation that ends a sentence.
 _MENTION = re.compile(r"@([^\s@]{1,32}?)[.,;:!?)]*(?=\s|$)")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -51,11 +52,19 @@ name_key = lookalike.name_key
 
 
 def room_name(raw: Any) -> str:
-    """Return a valid, case-folded room name (1–32 of a-z, 0-9, - and _)."""
-    name = raw.strip().lower() if isinstance(raw, str) else ""
-    if not ROOM_RX.fullmatch(name):
+    """Return a valid room name, NFKC and case folded: ``maths-101``, ``一班``, ``café``.
+
+    1 to 32 letters or digits of any script, ``-`` or ``_``; no spaces, no punctuation.
+    """
+    name = unicodedata.normalize("NFKC", raw.strip()).casefold() if isinstance(raw, str) else ""
+    if not 1 <= len(name) <= ROOM_MAX or not all(_room_char(ch) for ch in name):
         raise ApiError(400, "invalid_room_name", ROOM_RULE)
     return name
+
+
+def _room_char(ch: str) -> bool:
+    # Letters and digits of every script (categories L and N), as ROOM_PATTERN_JS says.
+    return ch in "-_" or unicodedata.category(ch)[0] in "LN"
 
 
 def message_text(raw: Any) -> str:

@@ -85,7 +85,8 @@ async function connect() {
     if (!answer.ok) {
       const body = await answer.json().catch(() => ({}));
       status("offline", t("refused: {status}", { status: answer.status }));
-      showLine(`: ${t("the server answered {status}", { status: answer.status })}: ${body.code || ""}`);
+      const refused = t("the server answered {status}", { status: answer.status });
+      showLine(`: ${refused}: ${body.code || ""}`);
       $("drop").disabled = true;
       return;
     }
@@ -115,7 +116,8 @@ function drop() {
   if (controller) {
     controller.abort();
     controller = null;
-    showLine(`: ---- ${t("connection dropped by this page")} ----`);
+    const dropped = t("connection dropped by this page");
+    showLine(`: ---- ${dropped} ----`);
   }
   $("drop").disabled = true;
 }

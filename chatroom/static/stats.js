@@ -37,7 +37,8 @@ async function tick() {
     const s = await answer.json();
     $("broker").dataset.state = s.healthy ? "connected" : "offline";
     const broker = s.broker === "redis" ? t("Redis broker") : t("in-process broker");
-    $("broker").textContent = s.healthy ? broker : `${broker} — ${t("degraded")}`;
+    const degraded = t("degraded");
+    $("broker").textContent = s.healthy ? broker : `${broker} — ${degraded}`;
     $("listeners").textContent = format.format(s.listeners);
     $("messages").textContent = format.format(s.messages_per_second);
     $("deliveries").textContent = format.format(s.deliveries_per_second);

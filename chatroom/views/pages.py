@@ -19,7 +19,7 @@ def index() -> str:
         return render_template("login.html")
     limits = {
         "text_max": validation.TEXT_MAX, "history_page": HISTORY_DEFAULT,
-        "older_page": OLDER_PAGE, "room_pattern": validation.ROOM_RX.pattern,
+        "older_page": OLDER_PAGE, "room_pattern": validation.ROOM_PATTERN_JS,
         "room_max": validation.ROOM_MAX, "room_rule": validation.ROOM_RULE,
     }
     return render_template(
