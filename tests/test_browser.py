@@ -381,3 +381,32 @@ def test_the_phone_view_keeps_the_room_name(browser: Browser, start_server, uniq
     assert page.evaluate("(el) => el.scrollWidth <= el.clientWidth", title.element_handle())
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "phone.png"))
+
+
+def test_the_page_in_chinese_and_the_switch(browser: Browser, start_server, unique) -> None:
+    server = start_server("memory", env={"CHATROOM_RATE_LIMIT": "1/30"})
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    page.goto(server.url + "/")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
+    page.get_by_label("你的名字").fill(unique("王小明"))
+    page.get_by_role("button", name="加入").click()
+    expect(page.locator("#status")).to_have_text("已连接")
+    page.get_by_label("你的消息").fill("大家好")
+    page.get_by_label("你的消息").press("Enter")
+    expect(page.locator("#messages")).to_contain_text("大家好")
+    # An error from the API is worded from its code: no English sentence.
+    page.get_by_label("你的消息").fill("再来一条")
+    page.get_by_label("你的消息").press("Enter")
+    expect(page.locator("#error")).to_contain_text("慢一点")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-zh-Hans.png"))
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#status")).to_have_text("connected")
+    page.screenshot(path=str(ARTIFACTS / "chat-en.png"))
+    page.goto(server.url + "/inspect")
+    expect(page.locator("h1")).to_have_text("The wire view")  # the choice is kept
+    page.get_by_role("button", name="简体中文").click()
+    expect(page.locator("h1")).to_have_text("线路视图")
+    page.screenshot(path=str(ARTIFACTS / "wire-view-zh-Hans.png"))
