@@ -8,16 +8,17 @@ import logging
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from .i18n import N_
 from .storage import Unavailable
 
 log = logging.getLogger(__name__)
 
 # Messages for the HTTP errors Flask raises itself, so they read like ours.
 _HTTP_MESSAGES = {
-    400: ("The request could not be understood.", "bad_request"),
-    404: ("There is nothing at this address.", "not_found"),
-    405: ("This address does not accept that method.", "method_not_allowed"),
-    413: ("The request is too large.", "too_large"),
+    400: (N_("The request could not be understood."), "bad_request"),
+    404: (N_("There is nothing at this address."), "not_found"),
+    405: (N_("This address does not accept that method."), "method_not_allowed"),
+    413: (N_("The request is too large."), "too_large"),
     429: ("This address has too many connections open; close some tabs.",
           "too_many_connections"),
     500: ("Something went wrong on the server.", "internal_error"),

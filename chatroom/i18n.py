@@ -105,3 +105,8 @@ def console_language() -> str:
 def _(message: str) -> str:
     """Translate a console text into the console's language."""
     return catalog(console_language()).gettext(message)
+
+
+def N_(message: str) -> str:
+    """Mark a text for extraction where it is defined; it is translated where it is shown."""
+    return message

@@ -166,3 +166,10 @@ def test_a_started_server_speaks_chinese_on_the_console(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert "已停止" in server.output()
+
+
+def test_the_error_page_speaks_chinese(start_server) -> None:
+    server = start_server("memory")
+    page = requests.get(server.url + "/nowhere", timeout=5,
+                        headers={"Accept": "text/html", "Accept-Language": "zh-CN"})
+    assert page.status_code == 404 and "这个地址上什么也没有" in page.text
