@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from .. import metrics
+from .. import metrics, openapi
 from ..app import get_chat
 
 bp = Blueprint("ops", __name__)
@@ -34,3 +34,9 @@ def metrics_text() -> Response:
     """Prometheus text: listeners, events published and delivered, drops, reconnects, requests."""
     current_app.extensions["chatroom.metrics"]()
     return Response(metrics.render(), mimetype=metrics.CONTENT_TYPE)
+
+
+@bp.get("/api/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI 3.1 document of every endpoint."""
+    return jsonify(openapi.document())
