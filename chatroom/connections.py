@@ -150,10 +150,13 @@ class ChatServer(WSGIServer):
 
     def __init__(self, *args: Any, config: Config, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # A client that vanished (no FIN, no RST: a laptop closed, Wi-Fi gone) is noticed
-        # only when unacknowledged data times out; the keep-alives supply the data, and
-        # this bounds the wait, so a dead listener leaves presence in bounded time.
-        self._user_timeout_ms = max(5000, int(config.keepalive * 1000))
+        # The one rule for a client that takes no data: a listener is cut when it falls
+        # CHATROOM_CLIENT_BUFFER events behind (the hub), or when it has acknowledged
+        # nothing for keep-alive + 10 s (the kernel, here), whether it vanished (no FIN,
+        # no RST: a laptop closed, Wi-Fi gone) or stopped reading (a full window). The
+        # keep-alives supply data to acknowledge, so a dead listener leaves presence
+        # within 2 × keep-alive + 10 s; the hub counts both cuts as dropped.
+        self._user_timeout_ms = int((config.keepalive + 10) * 1000)
         proxies = config.trusted_proxies
 
         def exempt(address: str) -> bool:

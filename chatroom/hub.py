@@ -9,7 +9,7 @@ that fills up (a client that stopped reading) is disconnected and resumes later 
 from __future__ import annotations
 
 import contextlib
-import functools
+import errno
 import logging
 import time
 from collections import deque
@@ -52,9 +52,24 @@ class Listener:
     """
 
     __slots__ = (
-        "_dirty", "_on_close", "_signal", "_watcher", "_writer", "channels", "chunked", "closed",
-        "floor", "greenlet", "last_write", "limit", "outgoing", "partial", "pending",
-        "sock", "user",
+        "_dirty",
+        "_on_close",
+        "_signal",
+        "_watcher",
+        "_writer",
+        "channels",
+        "chunked",
+        "closed",
+        "floor",
+        "greenlet",
+        "last_write",
+        "limit",
+        "outgoing",
+        "partial",
+        "pending",
+        "sock",
+        "timed_out",
+        "user",
     )
 
     def __init__(self, channels: Iterable[str], user: User | None, limit: int) -> None:
@@ -81,6 +96,9 @@ class Listener:
         self.outgoing: list[bytes] = []
         self.partial = b""
         self.last_write = 0.0
+        # The kernel gave up on the connection (TCP_USER_TIMEOUT): the client took no data
+        # for that long, a slow or vanished client, counted as dropped.
+        self.timed_out = False
 
     def hand_over(
         self, sock: Any, chunked: bool, dirty: list[Listener], on_close: Callable[[], None],
@@ -139,8 +157,8 @@ class Listener:
             sent = self.sock.send(data, 0, 0.0)  # timeout 0: never wait
         except BlockingIOError:
             sent = 0
-        except OSError:
-            self.shut()  # the client is gone
+        except OSError as exc:
+            self.lost(exc)  # the client is gone
             return
         self.last_write = time.monotonic()
         if sent < len(data):
@@ -160,8 +178,8 @@ class Listener:
                 data, self.partial = self.partial + frames, b""
                 self.sock.sendall(data)
                 self.last_write = time.monotonic()
-        except OSError:
-            self.shut()
+        except OSError as exc:
+            self.lost(exc)
         finally:
             self._writer = None
 
@@ -192,8 +210,13 @@ class Listener:
         try:
             if not self.sock.recv(4096):
                 self.shut()
-        except OSError:
-            self.shut()
+        except OSError as exc:
+            self.lost(exc)
+
+    def lost(self, exc: OSError) -> None:
+        """The connection failed: close it, noting whether the kernel timed it out."""
+        self.timed_out = exc.errno == errno.ETIMEDOUT
+        self.shut()
 
     def drop(self) -> None:
         """Disconnect a listener whose buffer is full; it resumes with Last-Event-ID."""
@@ -254,10 +277,12 @@ class Hub:
         """
         # The cleanup may wait on storage, and a connection can end inside the event
         # loop's own callback (a flush), which must never wait: it runs in a greenlet.
-        listener.hand_over(
-            sock, chunked, self._dirty, functools.partial(self._closing.spawn, on_close),
-            self._loop,
-        )
+        def closed() -> None:
+            if listener.timed_out:
+                self.dropped += 1
+            self._closing.spawn(on_close)
+
+        listener.hand_over(sock, chunked, self._dirty, closed, self._loop)
         if self._ticker is None:
             self._ticker = gevent.spawn(self._keep_alive)
 

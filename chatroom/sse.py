@@ -12,7 +12,10 @@ import re
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _NEWLINES = re.compile(r"[\r\n]")
 
-KEEPALIVE = b": keep-alive\n\n"
+# A comment line alone, with no blank line after it: the blank line would end an empty
+# frame, which the spec says to ignore but some clients (httpx-sse 0.4) report as an event
+# with no data. Whatever comes next still parses: comment lines never join a frame.
+KEEPALIVE = b": keep-alive\n"
 
 
 def encode(

@@ -42,8 +42,11 @@ def test_comment_is_byte_exact(text: str, expected: bytes) -> None:
     assert sse.comment(text) == expected
 
 
-def test_keepalive_is_a_comment() -> None:
-    assert sse.comment("keep-alive") == sse.KEEPALIVE
+def test_keepalive_is_a_comment_line_that_ends_no_frame() -> None:
+    assert sse.KEEPALIVE == b": keep-alive\n"
+    # Before an event, it changes nothing of the event.
+    event = sse.encode("x", event="message", id=1)
+    assert sse.KEEPALIVE + event == b": keep-alive\n" + event
 
 
 @pytest.mark.parametrize(

@@ -111,13 +111,17 @@ def _frames(
 
     handed_over = False
     try:
-        # pywsgi sends the headers with the first non-empty chunk: send it at once.
-        yield sse.encode(retry=RETRY_MS)
         if user is not None:
             chat.names.stream_opened(user)
             chat.presence.connected(rooms, user.name)
             online = True
-        yield b"".join(chat.presence.snapshot(room).frame for room in rooms)
+        # pywsgi sends the headers with the first non-empty chunk: it goes out at once.
+        # The retry hint rides on the first event: a frame of its own would be an empty
+        # event to some clients (httpx-sse).
+        first, *others = (chat.presence.snapshot(room) for room in rooms)
+        yield sse.encode(first.data, event=first.kind, retry=RETRY_MS) + b"".join(
+            snapshot.frame for snapshot in others
+        )
         if last_id is not None:
             listener.floor = yield from _replay(chat, logged, last_id)
             # Live events that arrived while replaying may have been replayed already.
