@@ -32,7 +32,9 @@ PREFIX = os.environ.get("CHATROOM_LOAD_PREFIX", "load")
 POST_INTERVAL = float(os.environ.get("CHATROOM_LOAD_POST_INTERVAL", "1"))
 DEFAULT_HOST = "http://localhost:5000"
 
-_RUN = uuid.uuid4().hex[:5]
+# (process id, run id): drawn in each process, since `--processes N` forks after this
+# module is imported and every machine of a distributed run imports it on its own.
+_run: tuple[int, str] = (0, "")
 _numbers = itertools.count(1)
 _MARK = re.compile(r"lt:([^:\s]+):(\d+):(\d+)")
 _LINE = re.compile(rb"\r\n|\r|\n")
@@ -40,7 +42,10 @@ _LINE = re.compile(rb"\r\n|\r|\n")
 
 def unique_name(kind: str) -> str:
     """Return a user name no other simulated user of any run has (at most 32 characters)."""
-    return f"{PREFIX}-{kind}-{_RUN}-{next(_numbers)}"[:32]
+    global _run, _numbers
+    if _run[0] != os.getpid():
+        _run, _numbers = (os.getpid(), uuid.uuid4().hex[:6]), itertools.count(1)
+    return f"{PREFIX}-{kind}-{_run[1]}-{next(_numbers)}"[:32]
 
 
 def report(name: str, started: float, length: int = 0, error: Exception | str | None = None,
