@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import gevent
 from flask import Flask, Response, current_app, g, request
 
 from . import __version__, errors, guards, i18n, lookalike, metrics
@@ -77,7 +78,10 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         # Nobody is told this one: several processes (gunicorn) set CHATROOM_HOST_TOKEN.
         config = replace(config, host_token=new_host_token())
 
-    lookalike.load()  # a missing table is a start-up error, not a failed login
+    # A missing table is a start-up error, not a failed login; reading it (a few hundred
+    # milliseconds in the executable) waits until the server answers.
+    lookalike.table_file()
+    gevent.spawn_later(0.5, lookalike.load)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=config.load_secret_key(),

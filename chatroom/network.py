@@ -3,7 +3,6 @@ request comes from (the client address, through trusted reverse proxies only).""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
 import time
@@ -52,11 +51,10 @@ def _own_addresses() -> list[str]:
 
 def own_names(extra: Iterable[str] = ()) -> set[str]:
     """Return the host names this computer answers to: localhost, its name, ``extra``."""
+    # Not socket.getfqdn(): a reverse lookup can hang for seconds on a machine with no
+    # network, and a double-click must start at once. Other names: CHATROOM_ALLOWED_HOSTS.
     name = socket.gethostname().lower().rstrip(".")
-    names = {"localhost", name, f"{name}.local", *extra}
-    with contextlib.suppress(OSError):
-        names.add(socket.getfqdn().lower().rstrip("."))
-    return names
+    return {"localhost", name, f"{name}.local", *extra}
 
 
 def host_part(host_header: str) -> str:
