@@ -93,8 +93,12 @@ def start_server(mode: str, work: Path) -> tuple[subprocess.Popen, int, list[sub
     return server, port, helpers
 
 
+# The server answers only to its own names (its Host check): the address it is reached at.
+HOST = "127.0.0.1"
+
+
 def request(method: str, path: str, body: bytes = b"", cookie: str = "") -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: bench"]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}"]
     if cookie:
         lines.append(f"Cookie: {cookie}")
     if body:

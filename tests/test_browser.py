@@ -319,6 +319,21 @@ def test_unread_in_the_title_mentions_and_a_favicon(browser: Browser, start_serv
     expect(page).to_have_title("(3) #general — chatroom")
     icon = page.locator("#favicon").get_attribute("href")
     assert icon.startswith("data:image/png")
+    # A page screenshot has no tab strip: show the tab's icon and title in the page for it.
+    page.evaluate("""() => {
+        const tab = document.createElement('div');
+        tab.id = 'tab-preview';
+        tab.style.cssText = 'position:fixed;top:0;left:40%;padding:6px 12px;background:#dee1e6;'
+            + 'border-radius:8px 8px 0 0;display:flex;gap:8px;align-items:center;z-index:9';
+        const img = document.createElement('img');
+        img.src = document.getElementById('favicon').href;
+        img.width = img.height = 16;
+        tab.append(img, document.title);
+        document.body.append(tab);
+    }""")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "title-badge.png"))
+    page.evaluate("document.getElementById('tab-preview').remove()")
     poster.say(f"hey @{reader_name.upper()}, look")
     expect(page.locator("#messages .message.mention")).to_have_count(1)
     ARTIFACTS.mkdir(exist_ok=True)
