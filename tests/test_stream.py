@@ -250,3 +250,27 @@ def test_a_reader_that_takes_nothing_is_cut_in_time_and_counted(start_server, mo
         assert "chatroom_slow_listeners_dropped_total 1.0" in metrics
         assert len(fine.wait_messages(300, timeout=30)) == 300
     stuck.close()
+
+
+def test_a_whole_class_reconnecting_at_once_gets_its_streams(start_server, mode) -> None:
+    # Hundreds of streams starting together: past the Redis pool's size they wait their
+    # turn for a connection; none is told "the chat is unavailable".
+    import socket
+
+    server = start_server(mode)
+    request = f"GET /stream?room=general HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n"
+    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=20)
+             for _ in range(400)]
+    try:
+        for sock in socks:
+            sock.sendall(request.encode())
+        for sock in socks:
+            data = b""
+            while b"event: presence" not in data:
+                chunk = sock.recv(65536)
+                assert chunk, data[:300]
+                data += chunk
+            assert b"unavailable" not in data
+    finally:
+        for sock in socks:
+            sock.close()

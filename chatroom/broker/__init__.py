@@ -19,6 +19,10 @@ from ..storage import Session, Storage
 
 log = logging.getLogger(__name__)
 
+# Connections one process opens to Redis at most, and how long a request waits for one.
+_REDIS_CONNECTIONS = 100
+_REDIS_POOL_WAIT = 10.0
+
 Deliver = Callable[[Event], None]
 Resync = Callable[[int], int]
 # The (name key, session) of every open stream of this process.
@@ -105,10 +109,15 @@ def _redis(config: Config, url: str, connect_timeout: float) -> Broker:
     from .redis import RedisBroker
 
     try:
-        client = redis.Redis.from_url(
-            url, socket_connect_timeout=connect_timeout, socket_timeout=10,
+        # A blocking pool: when a class reconnects at once, a thousand streams start
+        # together, and past the pool's size they wait their turn for a connection
+        # instead of failing with "Too many connections" (redis-py's default pool).
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=_REDIS_CONNECTIONS, timeout=_REDIS_POOL_WAIT,
+            socket_connect_timeout=connect_timeout, socket_timeout=10,
             health_check_interval=30,
         )
+        client = redis.Redis(connection_pool=pool)
         client.ping()
         storage = RedisStorage(client, config.history)
     except (redis.RedisError, ValueError, OSError) as exc:
