@@ -60,13 +60,18 @@ def limit(
         key = f"{key}:addr:{address}"
     wait = storage.rate_hit(key, limit)
     if wait:
-        seconds = max(1, math.ceil(wait))
-        raise ApiError(
-            429, "rate_limited",
-            f"Slow down: at most {limit.count} {what} every {limit.seconds:g} seconds."
-            f" Try again in {seconds} s.",
-            {"Retry-After": str(seconds)},
+        raise too_soon(
+            wait, "rate_limited",
+            f"Slow down: at most {limit.count} {what} every {limit.seconds:g} seconds.",
         )
+
+
+def too_soon(wait: float, code: str, sentence: str) -> ApiError:
+    """Return the 429 for an action allowed again in ``wait`` seconds (whole, at least 1)."""
+    seconds = max(1, math.ceil(wait))
+    return ApiError(
+        429, code, f"{sentence} Try again in {seconds} s.", {"Retry-After": str(seconds)}
+    )
 
 
 def check_post_rate(storage: Storage, config: Config, session: str) -> None:

@@ -8,13 +8,12 @@ reads the same; one read per post gathers every rule that applies to it.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 from .config import RateLimit
 from .errors import ApiError
 from .events import now_ms
-from .guards import client_address
+from .guards import client_address, too_soon
 from .identity import User
 from .storage import Storage
 
@@ -116,12 +115,9 @@ def check_post(storage: Storage, user: User, room: str) -> None:
     if rules.slow_mode:
         wait = storage.rate_hit(f"slow:{room}:{user.session}", RateLimit(1, rules.slow_mode))
         if wait:
-            seconds = max(1, math.ceil(wait))
-            raise ApiError(
-                429, "slow_mode",
-                f"#{room} is in slow mode: one message every {rules.slow_mode} s."
-                f" Try again in {seconds} s.",
-                {"Retry-After": str(seconds)},
+            raise too_soon(
+                wait, "slow_mode", f"#{room} is in slow mode: one message every"
+                f" {rules.slow_mode} s.",
             )
 
 

@@ -165,7 +165,7 @@ OPERATIONS = [
                                   "invalid_before"]}, query=_LIMIT),
     _op("post", "/api/users/{name}/mute", "Host: mute a user (user_muted).",
         (200, _ref("HostEvent")), {**_HOST, **_USER, 400: ["invalid_username",
-                                                          "invalid_minutes"]},
+                                                          "invalid_minutes", "invalid_json"]},
         body={"type": "object", "properties": {"minutes": {"type": "number"}}}),
     _op("delete", "/api/users/{name}/mute", "Host: unmute a user (user_unmuted).",
         (200, _ref("HostEvent")), {**_HOST, **_USER}),

@@ -92,14 +92,22 @@ def mentions(text: str) -> list[str]:
     return list(dict.fromkeys(name_key(m) for m in _MENTION.findall(text)))
 
 
+def json_object() -> dict[str, Any] | None:
+    """Return the request's JSON object body, or None if it has none (or not an object)."""
+    if not request.is_json:
+        return None
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested thousands deep
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def body_field(name: str) -> Any:
     """Return field ``name`` from a JSON object body or a form; None when it is absent."""
     if request.is_json:
-        try:
-            data = request.get_json(silent=True)
-        except RecursionError:  # nested thousands deep
-            data = None
-        if not isinstance(data, dict):
+        data = json_object()
+        if data is None:
             raise ApiError(
                 400, "invalid_json", f'The body must be a JSON object, like {{"{name}": …}}.'
             )

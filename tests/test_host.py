@@ -302,3 +302,18 @@ def test_the_start_up_text_gives_the_host_link(start_server) -> None:
     answer = requests.get(f"{server.url}/host?token={token}", allow_redirects=False, timeout=5)
     assert answer.status_code == 303
     assert json.dumps(token) not in requests.get(server.url + "/", timeout=5).text
+
+
+def test_hostile_bodies_to_the_hosts_powers_are_400s(hosted: ChatServer, unique) -> None:
+    teacher = _host(hosted, unique("teacher"))
+    student = hosted.visitor(unique("st"))
+    deep = "[" * 20_000 + "]" * 20_000
+    for method, path in [("PATCH", "/api/rooms/general"), ("PATCH", "/api/settings"),
+                         ("POST", f"/api/users/{student.name}/mute")]:
+        for body in [deep, "not json", '{"minutes": "x", "slow_mode": true}', "[]"]:
+            answer = teacher.request(method, path, data=body,
+                                     headers={"Content-Type": "application/json"})
+            assert answer.status_code == 400, (path, body[:20], answer.status_code)
+            assert answer.headers["Content-Type"] == "application/json"
+    assert student.post("not muted by a bad body").status_code == 201
+    assert "Traceback" not in hosted.output()

@@ -76,8 +76,8 @@ def update_room(room: str) -> Response:
     chat = get_chat()
     host = _host(chat)
     found = existing_room(chat, room)
-    body = request.get_json(silent=True) if request.is_json else None
-    if not isinstance(body, dict) or not ({"read_only", "slow_mode"} & set(body)):
+    body = validation.json_object()
+    if body is None or not ({"read_only", "slow_mode"} & set(body)):
         raise ApiError(400, "invalid_settings",
                        'Send JSON like {"read_only": true} or {"slow_mode": 30}.')
     rules = moderation.room_rules(chat.storage, found.name)
@@ -127,8 +127,11 @@ def mute(name: str) -> Response:
     chat = get_chat()
     host = _host(chat)
     who, sid, _ = _target(chat, name)
-    body = request.get_json(silent=True) if request.is_json else None
-    minutes = body.get("minutes") if isinstance(body, dict) else None
+    body = validation.json_object()
+    if body is None and request.content_length:
+        # A body that is not a JSON object must not read as "mute until unmuted".
+        raise ApiError(400, "invalid_json", 'Send JSON like {"minutes": 10}, or no body.')
+    minutes = body.get("minutes") if body is not None else None
     number = isinstance(minutes, int | float) and not isinstance(minutes, bool)
     if minutes is not None and not (number and 0 < minutes <= 10080):
         raise ApiError(400, "invalid_minutes", "minutes is a number from 1 to 10080 (a week).")
@@ -214,8 +217,8 @@ def update_settings() -> Response:
     """Turn private messages off or on for everyone (``settings``)."""
     chat = get_chat()
     host = _host(chat)
-    body = request.get_json(silent=True) if request.is_json else None
-    on = body.get("private_messages") if isinstance(body, dict) else None
+    body = validation.json_object()
+    on = body.get("private_messages") if body is not None else None
     if not isinstance(on, bool):
         raise ApiError(400, "invalid_settings", 'Send JSON like {"private_messages": false}.')
     moderation.set_private_messages(chat.storage, on)
