@@ -68,7 +68,7 @@ class Listener:
         "partial",
         "pending",
         "sock",
-        "timed_out",
+        "stalled",
         "user",
     )
 
@@ -96,9 +96,10 @@ class Listener:
         self.outgoing: list[bytes] = []
         self.partial = b""
         self.last_write = 0.0
-        # The kernel gave up on the connection (TCP_USER_TIMEOUT): the client took no data
-        # for that long, a slow or vanished client, counted as dropped.
-        self.timed_out = False
+        # The connection failed while the client was not taking data: the kernel gave up
+        # (TCP_USER_TIMEOUT) or data was still waiting for it. A slow or vanished client,
+        # counted as dropped like one whose buffer filled.
+        self.stalled = False
 
     def hand_over(
         self, sock: Any, chunked: bool, dirty: list[Listener], on_close: Callable[[], None],
@@ -179,7 +180,7 @@ class Listener:
                 self.sock.sendall(data)
                 self.last_write = time.monotonic()
         except OSError as exc:
-            self.lost(exc)
+            self.lost(exc, unsent=True)
         finally:
             self._writer = None
 
@@ -209,13 +210,16 @@ class Listener:
         """The client sent something, or hung up: an event-stream client only ever hangs up."""
         try:
             if not self.sock.recv(4096):
-                self.shut()
+                self.lost(None)  # the client hung up (or the kernel gave up: see lost)
         except OSError as exc:
             self.lost(exc)
 
-    def lost(self, exc: OSError) -> None:
-        """The connection failed: close it, noting whether the kernel timed it out."""
-        self.timed_out = exc.errno == errno.ETIMEDOUT
+    def lost(self, exc: OSError | None, unsent: bool = False) -> None:
+        """The connection failed: close it, noting whether the client had stalled."""
+        # The kernel's error says ETIMEDOUT, or (depending on what it saw last) only a
+        # reset; frames still waiting for the client say it the same way.
+        waiting = unsent or bool(self.partial or self.pending or self.outgoing)
+        self.stalled = (exc is not None and exc.errno == errno.ETIMEDOUT) or waiting
         self.shut()
 
     def drop(self) -> None:
@@ -278,7 +282,7 @@ class Hub:
         # The cleanup may wait on storage, and a connection can end inside the event
         # loop's own callback (a flush), which must never wait: it runs in a greenlet.
         def closed() -> None:
-            if listener.timed_out:
+            if listener.stalled:
                 self.dropped += 1
             self._closing.spawn(on_close)
 
