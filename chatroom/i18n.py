@@ -20,7 +20,6 @@ from pathlib import Path
 
 ENGLISH = "en"
 CHINESE = "zh-Hans"
-LANGUAGES = (ENGLISH, CHINESE)
 COOKIE = "chatroom_lang"
 DOMAIN = "chatroom"
 LOCALE_DIR = Path(__file__).parent / "locale"

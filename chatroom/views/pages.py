@@ -20,7 +20,7 @@ def index() -> str:
     limits = {
         "text_max": validation.TEXT_MAX, "history_page": HISTORY_DEFAULT,
         "older_page": OLDER_PAGE, "room_pattern": validation.ROOM_PATTERN_JS,
-        "room_max": validation.ROOM_MAX, "room_rule": validation.ROOM_RULE,
+        "room_max": validation.ROOM_MAX,
     }
     return render_template(
         "chat.html", user=user.name, user_key=user.key, host=user.host, limits=limits
