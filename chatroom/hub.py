@@ -117,7 +117,13 @@ class Listener:
         # A client that closes its connection (a tab closed) is noticed at once, not at
         # the next keep-alive: its socket turns readable.
         self._watcher = loop.io(sock.fileno(), 1)
-        self._watcher.start(gevent.spawn, self.hear)
+        self._watcher.start(self._readable)
+
+    def _readable(self) -> None:
+        # The watcher is level-triggered: left running, it would fire again on every turn
+        # of the loop until the read below runs, a greenlet each time.
+        self._watcher.stop()
+        gevent.spawn(self.hear)
 
     def push(self, event: Event) -> bool:
         """Queue ``event``; return False if the buffer is full (the hub then drops it)."""
@@ -208,11 +214,17 @@ class Listener:
 
     def hear(self) -> None:
         """The client sent something, or hung up: an event-stream client only ever hangs up."""
+        if self.closed:
+            return
         try:
             if not self.sock.recv(4096):
                 self.lost(None)  # the client hung up (or the kernel gave up: see lost)
+                return
         except OSError as exc:
             self.lost(exc)
+            return
+        if not self.closed:
+            self._watcher.start(self._readable)
 
     def lost(self, exc: OSError | None, unsent: bool = False) -> None:
         """The connection failed: close it, noting whether the client had stalled."""
@@ -405,6 +417,11 @@ class Hub:
         """End every stream (the server is stopping)."""
         if self._ticker is not None:
             self._ticker.kill(block=False)
-        for listener in list(self._all):
+        listeners = list(self._all)
+        # Out of the index first: each stream's leave is then announced to other
+        # processes, not fanned out to the thousands of streams ending beside it.
+        for listener in listeners:
+            self.remove(listener)
+        for listener in listeners:
             listener.close()
         self._closing.join(timeout=2)

@@ -121,9 +121,12 @@ class Listener:
         self.sampled = sampled
         self.count = 0
         self.tail = b""
+        self.first = b""
 
     def feed(self, data: bytes, latencies: list[float]) -> None:
         """Count the message frames in ``data`` (C-speed), and sample their latency."""
+        if not self.first:
+            self.first = data
         self.count += data.count(FRAME)
         # A marker split across two reads is counted where the two halves meet.
         self.count += (self.tail + data[: len(FRAME) - 1]).count(FRAME)
@@ -226,6 +229,10 @@ def run(args: argparse.Namespace, port: int, server_pid: int | None) -> dict:
             break
         pump(0.05)
     got = sum(listener.count for listener in listeners)
+    short = [listener for listener in listeners if listener.count < sent]
+    if short:
+        print(f"{len(short)} listeners got fewer than {sent} posts; the first bytes of one: "
+              f"{short[0].first[:400]!r}", file=sys.stderr)
     latencies.sort()
 
     def pct(p: float) -> float | None:
@@ -271,7 +278,13 @@ def main() -> int:
             for proc in [server, *helpers]:
                 if proc is not None:
                     proc.terminate()
-                    proc.wait(10)
+                    try:
+                        proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        print(f"pid {proc.pid} did not stop within 10 s of SIGTERM; killed",
+                              file=sys.stderr)
+                        proc.kill()
+                        proc.wait()
     load_text = "as fast as possible" if args.saturate else f"{args.rate:g} msg/s"
     print(f"{result['listeners']} listeners, {args.mode if not args.url else args.url}, "
           f"{load_text} for {args.duration:g} s")

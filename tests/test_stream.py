@@ -229,6 +229,24 @@ def test_closed_connections_are_cleaned_up(start_server, mode) -> None:
     assert server.health()["listeners"] == 0
 
 
+def test_a_client_that_writes_on_its_stream_is_still_served_and_noticed(
+    server: ChatServer, unique
+) -> None:
+    # Bytes from the client wake the read watcher: it must read them, keep watching, and
+    # still notice the hang-up that follows.
+    ana = server.visitor(unique("ana"))
+    with server.stream() as stream:
+        stream.wait_for(lambda frames: frames)
+        stream.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
+        ana.say("still here")
+        assert [m["text"] for m in stream.wait_messages(1)] == ["still here"]
+        assert server.health()["listeners"] == 1
+    deadline = time.monotonic() + 5
+    while server.health()["listeners"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.health()["listeners"] == 0
+
+
 def test_a_reader_that_takes_nothing_is_cut_in_time_and_counted(start_server, mode, unique):
     # A buffer too big to fill: only the time rule (keep-alive + 10 s with nothing taken)
     # can cut it, and the cut is counted like any other.

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # Connections one process opens to Redis at most, and how long a request waits for one.
 _REDIS_CONNECTIONS = 100
-_REDIS_POOL_WAIT = 10.0
+_REDIS_POOL_WAIT = 30.0
 
 Deliver = Callable[[Event], None]
 Resync = Callable[[int], int]
@@ -111,7 +111,8 @@ def _redis(config: Config, url: str, connect_timeout: float) -> Broker:
     try:
         # A blocking pool: when a class reconnects at once, a thousand streams start
         # together, and past the pool's size they wait their turn for a connection
-        # instead of failing with "Too many connections" (redis-py's default pool).
+        # instead of failing with "Too many connections" (redis-py's default pool). Ten
+        # thousand streams starting at once keep two cores busy for well over 10 s.
         pool = redis.BlockingConnectionPool.from_url(
             url, max_connections=_REDIS_CONNECTIONS, timeout=_REDIS_POOL_WAIT,
             socket_connect_timeout=connect_timeout, socket_timeout=10,
