@@ -42,9 +42,14 @@ class Chat:
 
     def publish(self, draft: Draft) -> Event:
         """Store ``draft`` with its id and send it to every listener of every process."""
-        event = self.broker.publish(draft)
-        metrics.PUBLISHED.inc()
-        return event
+        return self.post(draft)[0]
+
+    def post(self, draft: Draft) -> tuple[Event, bool]:
+        """Publish ``draft``; False with the earlier event if its key was posted already."""
+        event, fresh = self.broker.publish(draft)
+        if fresh:
+            metrics.PUBLISHED.inc()
+        return event, fresh
 
     def close(self) -> None:
         """Stop background work and release the broker, once the hub has ended the streams."""

@@ -41,6 +41,8 @@ class Config:
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
     redis_url: str | None = None
+    # Replicas that must hold a message before its post is answered 201 (Redis WAIT).
+    redis_replicas: int = 0
     memory: bool = False
     workers: int = 1
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("chatroom")))
@@ -239,6 +241,7 @@ _PARSERS = {
     "host": _text,
     "port": _number(0, 65535),
     "redis_url": _optional_text,
+    "redis_replicas": _number(0, 16),
     "memory": _flag,
     "workers": _number(1, 64),
     "data_dir": _path,

@@ -113,11 +113,17 @@ class Draft:
     body: str
     # Further channels the event is filed under, for replay; it is published on ``channel``.
     also: tuple[str, ...] = ()
+    # An idempotency key (see :mod:`.idempotency`): the store keeps one event per key.
+    key: str = ""
 
     @classmethod
     def of(cls, channel: str, kind: str, also: tuple[str, ...] = (), **fields: Any) -> Draft:
         """Build a draft from the fields its data will carry after the id."""
         return cls(channel, kind, dumps(fields)[1:], also)
+
+    def once(self, key: str) -> Draft:
+        """Return this draft with an idempotency key ("" for none)."""
+        return Draft(self.channel, self.kind, self.body, self.also, key)
 
     def tail(self) -> str:
         """Return the record without its id: what the broker appends to the id it assigns."""

@@ -387,6 +387,9 @@ class Hub:
         """Deliver what storage holds after id ``after`` for local listeners; return the last id."""
         last = after
         for event in storage.since(self.channels(), after):
+            # A private message is filed under both parties' channels: it comes twice.
+            if event.id is not None and event.id <= last:
+                continue
             self.deliver(event)
             last = event.id or last
         return last

@@ -58,6 +58,7 @@ def _op(
     method: str, path: str, summary: str, answer: tuple[int, Any] | None = None,
     errors: dict[int, list[str]] | None = None, query: dict[str, Any] | None = None,
     body: Any = None, content: str = JSON, form: bool = False,
+    headers: dict[str, Any] | None = None,
 ) -> tuple[str, str, dict[str, Any]]:
     status, schema = answer or (200, {"type": "object"})
     kinds = {content: {"schema": schema}}
@@ -82,6 +83,8 @@ def _op(
     ]
     params += [{"name": name, "in": "query", "schema": schema}
                for name, schema in (query or {}).items()]
+    params += [{"name": name, "in": "header", "schema": schema}
+               for name, schema in (headers or {}).items()]
     operation: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
         operation["parameters"] = params
@@ -105,7 +108,10 @@ _HOST = {401: ["login_required"], 403: ["host_only"]}
 _ROOM = {400: ["invalid_room_name"], 404: ["unknown_room"]}
 _USER = {400: ["invalid_username"], 404: ["unknown_user"]}
 _POSTING = {403: ["muted", "banned"], 409: ["name_taken"], 429: ["rate_limited"],
-            400: ["invalid_json", "invalid_text", "empty_text", "text_too_long"]}
+            400: ["invalid_json", "invalid_text", "empty_text", "text_too_long",
+                  "invalid_idempotency_key"]}
+# The same key again within ten minutes answers the first message; nothing new is stored.
+_ONCE = {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}}
 
 OPERATIONS = [
     _op("get", "/", "The chat page, or the name picker.", _PAGE, content="text/html"),
@@ -140,7 +146,7 @@ OPERATIONS = [
         {**_LOGIN, **_POSTING, 403: ["muted", "banned", "read_only"], 404: ["unknown_room"],
          429: ["rate_limited", "slow_mode"],
          400: ["invalid_room_name", *_POSTING[400]]},
-        body=_ref("Text"), form=True),
+        body=_ref("Text"), form=True, headers=_ONCE),
     _op("delete", "/api/rooms/{room}/messages/{message_id}",
         "Delete a message (message_deleted): its author or the host.",
         (200, _ref("HostEvent")),
@@ -158,7 +164,7 @@ OPERATIONS = [
         (201, _ref("PrivateMessage")),
         {**_LOGIN, **_POSTING, **_USER, 403: ["muted", "banned", "private_messages_off"],
          400: ["invalid_username", "message_to_self", *_POSTING[400]]},
-        body=_ref("Text"), form=True),
+        body=_ref("Text"), form=True, headers=_ONCE),
     _op("get", "/api/users/{name}/messages", "The conversation with that user.",
         (200, _ref("PrivateMessages")),
         {**_LOGIN, **_USER, 400: ["invalid_username", "message_to_self", "invalid_limit",
@@ -202,7 +208,8 @@ OPERATIONS = [
     _op("get", "/stats", "The live statistics page.", _PAGE, content="text/html"),
     _op("get", "/api/stats", "The live statistics page's figures.", (200, {"type": "object"})),
     _op("get", "/healthz", "200 while the broker works; 503 while it does not.",
-        (200, _obj(["status", "broker"], status=_STR, broker=_STR, listeners=_INT))),
+        (200, _obj(["status", "broker"], status=_STR, broker=_STR, listeners=_INT,
+                   redis=_obj([], service=_STR, primary={"type": ["string", "null"]})))),
     _op("get", "/metrics", "Prometheus text.", (200, {"type": "string"}),
         content="text/plain"),
     _op("get", "/favicon.ico", "The icon.", (200, {"type": "string"}), content="image/svg+xml"),

@@ -50,8 +50,12 @@ class Broker(ABC):
         """
 
     @abstractmethod
-    def publish(self, draft: Draft) -> Event:
-        """Give ``draft`` the next id, store it and send it to every process; return it."""
+    def publish(self, draft: Draft) -> tuple[Event, bool]:
+        """Give ``draft`` the next id, store it and send it to every process.
+
+        Return the event and True; or the event stored earlier under ``draft.key`` and
+        False, having sent nothing (see :meth:`Storage.append`).
+        """
 
     @abstractmethod
     def announce(self, event: Event) -> None:
@@ -70,6 +74,10 @@ class Broker(ABC):
     @abstractmethod
     def describe(self) -> str:
         """Say in a few words which broker this is and where it keeps things."""
+
+    def whereabouts(self) -> dict[str, str | None]:
+        """Return what ``/healthz`` says of where the broker is (Redis: service, primary)."""
+        return {}
 
     def close(self) -> None:
         """Stop receiving and release connections and files."""
@@ -107,26 +115,24 @@ def _redis(config: Config, url: str, connect_timeout: float) -> Broker:
 
     from ..storage.redis import RedisStorage
     from .redis import RedisBroker
+    from .redis_link import open_link
 
     try:
-        # A blocking pool: when a class reconnects at once, a thousand streams start
-        # together, and past the pool's size they wait their turn for a connection
-        # instead of failing with "Too many connections" (redis-py's default pool). Ten
-        # thousand streams starting at once keep two cores busy for well over 10 s.
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=_REDIS_CONNECTIONS, timeout=_REDIS_POOL_WAIT,
-            socket_connect_timeout=connect_timeout, socket_timeout=10,
-            health_check_interval=30,
+        # When a class reconnects at once, a thousand streams start together: past the
+        # pool's size they wait their turn. Ten thousand streams starting at once keep
+        # two cores busy for well over 10 s.
+        link = open_link(
+            url, connections=_REDIS_CONNECTIONS, wait=_REDIS_POOL_WAIT,
+            connect_timeout=connect_timeout, socket_timeout=10, health_check_interval=30,
         )
-        client = redis.Redis(connection_pool=pool)
-        client.ping()
-        storage = RedisStorage(client, config.history)
+        link.client.ping()
+        storage = RedisStorage(link.client, config.history, replicas=config.redis_replicas)
     except (redis.RedisError, ValueError, OSError) as exc:
         raise BrokerUnavailable(_(
             "Cannot use Redis at {url} ({reason}). Start Redis there, fix the URL, "
             "or leave out --redis to use the in-process broker."
         ).format(url=redact(url), reason=exc)) from None
-    return RedisBroker(client, storage, url)
+    return RedisBroker(link, storage, url)
 
 
 def redact(url: str) -> str:

@@ -21,10 +21,11 @@ class MemoryBroker(Broker):
     def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
         self._deliver = deliver
 
-    def publish(self, draft: Draft) -> Event:
-        event = self.storage.append(draft)
-        self._deliver(event)
-        return event
+    def publish(self, draft: Draft) -> tuple[Event, bool]:
+        event, fresh = self.storage.append(draft)
+        if fresh:
+            self._deliver(event)
+        return event, fresh
 
     def announce(self, event: Event) -> None:
         self._deliver(event)

@@ -14,6 +14,7 @@ from ..identity import SESSION_TTL
 from ..storage import Unavailable
 from ..storage.redis import RedisStorage
 from . import Broker, Deliver, Held, Resync, redact
+from .redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,10 @@ class RedisBroker(Broker):
 
     kind = "redis"
 
-    def __init__(self, client: redis.Redis, storage: RedisStorage, url: str) -> None:
+    def __init__(self, link: RedisLink, storage: RedisStorage, url: str) -> None:
         self.storage = storage
-        self._redis = client
+        self._link = link
+        self._redis = link.client
         self._url = url
         # The highest id this process has seen: new ids are always above it, even if
         # Redis restarts empty.
@@ -61,10 +63,10 @@ class RedisBroker(Broker):
     def reconnects(self) -> int:
         return self._reconnects
 
-    def publish(self, draft: Draft) -> Event:
-        event = self.storage.append(draft, floor=self._last_id, publish_to=CHANNEL)
+    def publish(self, draft: Draft) -> tuple[Event, bool]:
+        event, fresh = self.storage.append(draft, floor=self._last_id, publish_to=CHANNEL)
         self._last_id = max(self._last_id, event.id or 0)
-        return event
+        return event, fresh
 
     def announce(self, event: Event) -> None:
         try:
@@ -73,7 +75,17 @@ class RedisBroker(Broker):
             raise Unavailable(f"Redis cannot be reached ({exc}).") from None
 
     def describe(self) -> str:
-        return _("Redis at {url}").format(url=redact(self._url))
+        if self._link.service is None:
+            return _("Redis at {url}").format(url=redact(self._url))
+        return _("Redis service {service} through Sentinel at {url}, primary now {primary}").format(
+            service=self._link.service, url=redact(self._url),
+            primary=self._link.primary() or _("unknown"),
+        )
+
+    def whereabouts(self) -> dict[str, str | None]:
+        if self._link.service is None:
+            return {"primary": self._link.primary()}
+        return {"service": self._link.service, "primary": self._link.primary()}
 
     def close(self) -> None:
         self._closing = True
@@ -128,6 +140,12 @@ class RedisBroker(Broker):
         if event.id is not None:
             if event.id <= self._delivered:
                 return  # already delivered by a resync
+            if event.id > self._delivered + 1:
+                # Pub/sub is at most once: events in between may have been lost on the way
+                # (every id is published). Storage is the truth: what it holds goes first.
+                self._delivered = self._resync(self._delivered)
+                if event.id <= self._delivered:
+                    return
             self._delivered = event.id
             self._last_id = max(self._last_id, event.id)
         try:

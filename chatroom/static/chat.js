@@ -565,8 +565,8 @@ function notice(text) {
   $("notice").hidden = !text;
 }
 
-async function api(method, path, body) {
-  const options = { method, headers: { Accept: "application/json" } };
+async function api(method, path, body, headers = {}) {
+  const options = { method, headers: { Accept: "application/json", ...headers } };
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -581,6 +581,27 @@ async function api(method, path, body) {
   if (answer.status === 401) location.reload();  // the session ended: back to the name picker
   const error = answer.ok ? "" : errorText(data.code, answer);
   return { ok: answer.ok, status: answer.status, data, error };
+}
+
+// A message is sent with a key of its own and sent again, with the same key, while the
+// chat is unavailable (a 503 while Redis fails over) or the connection dropped: the server
+// answers a repeated key with the message it already has, so it is never posted twice.
+const RESEND_FOR_MS = 30000;
+
+function newKey() {
+  // crypto.randomUUID exists only on https pages; a LAN chat is often plain http.
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function postOnce(path, body, onRetry) {
+  const headers = { "Idempotency-Key": newKey() };
+  const until = Date.now() + RESEND_FOR_MS;
+  for (let wait = 500; ; wait = Math.min(wait * 2, 4000)) {
+    const answer = await api("POST", path, body, headers);
+    if (answer.ok || (answer.status !== 0 && answer.status !== 503) || Date.now() + wait > until) return answer;
+    onRetry();
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
 }
 
 function messagesPath(v) {
@@ -847,8 +868,11 @@ $("send").addEventListener("submit", async (e) => {
   const v = view(state.current.kind, state.current.name);
   const button = e.target.querySelector("button");
   button.disabled = true;
-  const answer = await api("POST", messagesPath(v), { text });
+  const answer = await postOnce(messagesPath(v), { text }, () => {
+    $("error").textContent = t("Not sent yet: trying again…");
+  });
   button.disabled = false;
+  $("error").textContent = "";
   if (answer.ok) {
     input.value = "";
     if (addMessage(v, answer.data) && isCurrent(v)) showMessage(answer.data);

@@ -15,6 +15,8 @@ from ..config import RateLimit
 from ..events import Draft, Event
 
 GENERAL = "general"
+# How long a post's Idempotency-Key is remembered (see chatroom.idempotency).
+KEY_TTL = 600.0
 
 
 class Unavailable(RuntimeError):
@@ -58,8 +60,13 @@ class Storage(ABC):
     """The persistent state of a chat, whatever keeps it."""
 
     @abstractmethod
-    def append(self, draft: Draft) -> Event:
-        """Give ``draft`` the next id and file it under its channels, trimmed to the retention."""
+    def append(self, draft: Draft) -> tuple[Event, bool]:
+        """Give ``draft`` the next id and file it under its channels, trimmed to the retention.
+
+        Return the event and True; or, when an event with ``draft.key`` was stored in the
+        last :data:`KEY_TTL` seconds, that event and False, storing
+        nothing. Both in one atomic step.
+        """
 
     @abstractmethod
     def history(self, channel: str, limit: int, before: int | None = None) -> list[Event]:

@@ -12,7 +12,7 @@ import redis
 
 from ..config import RateLimit
 from ..events import Draft, Event, new_epoch, room_channel
-from . import Room, Session, Storage, Unavailable
+from . import KEY_TTL, Room, Session, Storage, Unavailable
 
 _SEQ = "chatroom:seq"
 # The store's life: set when the chat first uses this Redis, and again by the first
@@ -28,11 +28,19 @@ _SETTINGS = "chatroom:settings"
 # do not go backwards when Redis comes back empty), the record in each log it is filed
 # under, the logs trimmed, and, when asked, the record published. Publishing inside the
 # step is what makes every process receive events in id order, whoever posted them.
+# With an idempotency key (ARGV[5] its lifetime in ms), a record already stored under it
+# is returned instead, and nothing is written.
 # The id travels as the text Redis keeps: Lua's numbers print as 1e+14 from 10^14 on.
 _APPEND = """
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   return redis.error_reply('NOEPOCH')
+end
+if ARGV[5] ~= '' then
+  local prior = redis.call('GET', KEYS[3])
+  if prior then
+    return {prior}
+  end
 end
 local id = redis.call('INCR', KEYS[1])
 if id <= tonumber(ARGV[3]) then
@@ -41,9 +49,12 @@ if id <= tonumber(ARGV[3]) then
 end
 local id_text = redis.call('GET', KEYS[1])
 local record = epoch .. '-' .. id_text .. ARGV[1]
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   redis.call('ZADD', KEYS[i], id_text, record)
   redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -tonumber(ARGV[2]) - 1)
+end
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[3], record, 'PX', ARGV[5])
 end
 if ARGV[4] ~= '' then
   redis.call('PUBLISH', ARGV[4], record)
@@ -105,13 +116,18 @@ end
 return gone
 """
 
-# Put back what a process knows into a Redis that lost it (ids above what it has seen),
-# then start a new epoch unless another process did already; return the epoch.
+# Put back what a process knows into a Redis that lost it: ids go on above what it has
+# seen. A Redis that came back empty, or a primary promoted without the last writes (its
+# sequence is behind), starts a new epoch, so that no listener is ever sent an id it saw
+# for another event; a process that finds this done already changes nothing.
 _RESTORE = """
-if (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1]) then
+local behind = (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1])
+if behind then
   redis.call('SET', KEYS[1], ARGV[1])
 end
-redis.call('SET', KEYS[2], ARGV[2], 'NX')
+if behind or redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
 return redis.call('GET', KEYS[2])
 """
 
@@ -180,6 +196,9 @@ def _log_key(channel: str) -> str:
 
 
 _NAME_PREFIX = "chatroom:name:"
+_POSTED_PREFIX = "chatroom:posted:"
+# How long a post waits for the replicas it needs before it is answered 503.
+_WAIT_MS = 1000
 _HOLDER_PREFIX = "chatroom:holder:"
 _SESSION_PREFIX = "chatroom:session:"
 
@@ -227,9 +246,10 @@ def _translating(method: Callable[..., T]) -> Callable[..., T]:
 class RedisStorage(Storage):
     """History as one sorted set per channel, scored by id; rooms in a hash; names as keys."""
 
-    def __init__(self, client: redis.Redis, history: int) -> None:
+    def __init__(self, client: redis.Redis, history: int, replicas: int = 0) -> None:
         self._redis = client
         self._history = history
+        self._replicas = replicas
         self._append = client.register_script(_APPEND)
         self._restore = client.register_script(_RESTORE)
         self._claim = client.register_script(_CLAIM)
@@ -245,16 +265,38 @@ class RedisStorage(Storage):
         self.ensure_general()
         self._redis.set(_EPOCH, new_epoch(), nx=True)
 
-    def append(self, draft: Draft, *, floor: int = 0, publish_to: str = "") -> Event:
-        """Store ``draft``; with ``publish_to``, publish its record there in the same step."""
+    def append(
+        self, draft: Draft, *, floor: int = 0, publish_to: str = ""
+    ) -> tuple[Event, bool]:
+        """Store ``draft``; with ``publish_to``, publish its record there in the same step.
+
+        With replicas required, the answer waits (Redis WAIT, on the connection that
+        wrote) until that many replicas hold the event, and is Unavailable if they do not.
+        """
+        keys = [_SEQ, _EPOCH, _POSTED_PREFIX + draft.key,
+                _log_key(draft.channel), *(_log_key(c) for c in draft.also)]
+        args = [draft.tail(), self._history, floor, publish_to,
+                _ms(KEY_TTL) if draft.key else ""]
         try:
-            id_text, epoch = self._append(
-                keys=[_SEQ, _EPOCH, _log_key(draft.channel), *(_log_key(c) for c in draft.also)],
-                args=[draft.tail(), self._history, floor, publish_to],
-            )
+            if self._replicas:
+                pipe = self._redis.pipeline(transaction=False)
+                self._append(keys=keys, args=args, client=pipe)
+                pipe.execute_command("WAIT", self._replicas, _WAIT_MS)
+                result, acknowledged = pipe.execute()
+                if acknowledged < self._replicas:
+                    raise Unavailable(
+                        f"only {acknowledged} of the {self._replicas} Redis replicas required"
+                        " confirmed the message in time."
+                    )
+            else:
+                result = self._append(keys=keys, args=args)
         except redis.ResponseError as exc:
             raise _restoring(exc) from None
-        return Event.logged(int(id_text), draft.channel, draft.kind, draft.body, epoch.decode())
+        if len(result) == 1:
+            return Event.from_record(result[0]), False
+        id_text, epoch = result
+        event = Event.logged(int(id_text), draft.channel, draft.kind, draft.body, epoch.decode())
+        return event, True
 
     def history(self, channel: str, limit: int, before: int | None = None) -> list[Event]:
         top = f"({before}" if before is not None else "+inf"

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from ..config import DataDirError, RateLimit
 from ..events import Draft, Event, new_epoch, room_channel
 from ..i18n import _
-from . import Room, Session, Storage, StorageFailed
+from . import KEY_TTL, Room, Session, Storage, StorageFailed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS names (
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS posted (
+    key TEXT PRIMARY KEY,
+    id INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    expires REAL NOT NULL
 );
 """
 T = TypeVar("T")
@@ -139,6 +147,7 @@ class SqliteStorage(Storage):
         )
         self.epoch = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
         self._appends: dict[str, int] = {}
+        self._keyed = 0
         # key -> (start of its window, count in it, the window's length)
         self._rates: dict[str, tuple[float, int, float]] = {}
         # room -> user -> the processes through which the user is online (here, one).
@@ -151,9 +160,17 @@ class SqliteStorage(Storage):
     def failure(self) -> str | None:
         return self._failure
 
-    def append(self, draft: Draft) -> Event:
+    def append(self, draft: Draft) -> tuple[Event, bool]:
+        now = time.time()
         with self._db:
             self._db.execute("BEGIN")
+            if draft.key:
+                prior = self._db.execute(
+                    "SELECT id, channel, kind, body FROM posted WHERE key = ? AND expires > ?",
+                    (draft.key, now),
+                ).fetchone()
+                if prior is not None:
+                    return Event.logged(*prior, self.epoch), False
             event_id = self._db.execute(
                 "INSERT INTO events (channel, kind, body) VALUES (?, ?, ?)",
                 (draft.channel, draft.kind, draft.body),
@@ -162,10 +179,20 @@ class SqliteStorage(Storage):
                 "INSERT INTO filed (channel, id) VALUES (?, ?)",
                 [(channel, event_id) for channel in draft.also],
             )
+            if draft.key:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO posted VALUES (?, ?, ?, ?, ?, ?)",
+                    (draft.key, event_id, draft.channel, draft.kind, draft.body, now + KEY_TTL),
+                )
         self._count_append(draft.channel, "events")
         for channel in draft.also:
             self._count_append(channel, "filed")
-        return Event.logged(event_id, draft.channel, draft.kind, draft.body, self.epoch)
+        if draft.key:
+            self._keyed += 1
+            if self._keyed >= _TRIM_EVERY:
+                self._keyed = 0
+                self._db.execute("DELETE FROM posted WHERE expires < ?", (now,))
+        return Event.logged(event_id, draft.channel, draft.kind, draft.body, self.epoch), True
 
     def _count_append(self, channel: str, table: str) -> None:
         count = self._appends.get(channel, 0) + 1

@@ -20,6 +20,9 @@ def healthz() -> tuple[Response, int]:
         "broker": chat.broker.kind,
         "listeners": len(chat.hub),
     }
+    where = chat.broker.whereabouts()
+    if where:
+        body["redis"] = where
     return jsonify(body), 200 if healthy else 503
 
 

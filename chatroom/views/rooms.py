@@ -6,11 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from .. import moderation, validation
+from .. import idempotency, moderation, validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel
 from ..guards import check_post_rate, check_room_rate
+from ..idempotency import posted
 from ..identity import User, require_user
 from ..storage import GENERAL, Room
 
@@ -145,8 +146,8 @@ def post_message(room: str) -> Response:
     mentioned = validation.mentions(text)
     if mentioned:
         fields["mentions"] = mentioned  # name keys, compared as logins compare names
-    event = chat.publish(Draft.of(room_channel(found.name), "message", **fields))
-    return Response(event.data, status=201, mimetype="application/json")
+    draft = Draft.of(room_channel(found.name), "message", **fields)
+    return posted(*chat.post(draft.once(idempotency.request_key(user.session))))
 
 
 @bp.delete("/<room>/messages/<int:message_id>")

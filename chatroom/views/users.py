@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from .. import moderation, validation
+from .. import idempotency, moderation, validation
 from ..app import Chat, get_chat
 from ..errors import ApiError
 from ..events import Draft, dm_channel, now_ms, user_channel
 from ..guards import check_post_rate
+from ..idempotency import posted
 from ..identity import User, require_user
 from .rooms import history_response
 
@@ -41,11 +42,9 @@ def send(name: str) -> Response:
     moderation.check_private_message(chat.storage, me)
     check_post_rate(chat.storage, chat.config, me.session)
     fields = {"from": me.name, "to": to_name, "text": text, "ts": now_ms()}
-    event = chat.publish(
-        Draft.of(dm_channel(me.session, to_session), "dm",
-                 also=(user_channel(me.session), user_channel(to_session)), **fields)
-    )
-    return Response(event.data, status=201, mimetype="application/json")
+    draft = Draft.of(dm_channel(me.session, to_session), "dm",
+                     also=(user_channel(me.session), user_channel(to_session)), **fields)
+    return posted(*chat.post(draft.once(idempotency.request_key(me.session))))
 
 
 @bp.get("/<name>/messages")
