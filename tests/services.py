@@ -51,10 +51,12 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, replica_of: int | None = None) -> None:
+        """Start, empty; with ``replica_of``, as a replica of the Redis on that port."""
+        extra = ["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+             "--appendonly", "no", "--dir", str(self.workdir), *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
@@ -80,6 +82,99 @@ class RedisServer:
         import redis
 
         redis.Redis.from_url(self.url).flushall()
+
+
+class SentinelGroup:
+    """A primary, replicas and three sentinels on loopback ports, as an operator runs them.
+
+    Sentinels declare a primary down after 1 s without an answer and may retry a failover
+    after 3 s, so a failover under test takes a few seconds, not the production minute.
+    """
+
+    SERVICE = "chat"
+
+    def __init__(self, workdir: Path, replicas: int = 1) -> None:
+        self.workdir = workdir
+        self.primary = self._redis("primary")
+        self.replicas = [self._redis(f"replica{i}") for i in range(replicas)]
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen] = []
+        self.url = "redis+sentinel://" + ",".join(
+            f"127.0.0.1:{port}" for port in self.sentinel_ports
+        ) + f"/{self.SERVICE}"
+
+    def _redis(self, name: str) -> RedisServer:
+        server = RedisServer(self.workdir / name)
+        server.workdir.mkdir(parents=True)
+        return server
+
+    def start(self) -> SentinelGroup:
+        self.primary.start()
+        for replica in self.replicas:
+            replica.start(replica_of=self.primary.port)
+        for i, port in enumerate(self.sentinel_ports):
+            folder = self.workdir / f"sentinel{i}"
+            folder.mkdir()
+            conf = folder / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                f"sentinel failover-timeout {self.SERVICE} 3000\n"
+                f"sentinel parallel-syncs {self.SERVICE} 1\n"
+            )
+            self.sentinels.append(subprocess.Popen(
+                [self.primary.binary, str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+            wait_for_port(port)
+        # Ready once every sentinel knows the others and every replica is in sync.
+        self.wait(lambda: all(
+            len(s.sentinel_sentinels(self.SERVICE)) == 2
+            and sum(r["flags"] == "slave" and r["master-link-status"] == "ok"
+                    for r in s.sentinel_slaves(self.SERVICE)) == len(self.replicas)
+            for s in self.sentinel_clients()
+        ), 30, "the sentinels did not see each other and the replicas")
+        return self
+
+    def sentinel_clients(self):
+        import redis
+
+        return [redis.Redis(port=port, socket_timeout=1) for port in self.sentinel_ports]
+
+    def primary_port(self) -> int | None:
+        """The port every sentinel now names as the primary's, None while they disagree."""
+        import redis
+
+        ports = set()
+        for client in self.sentinel_clients():
+            try:
+                ports.add(int(client.sentinel_get_master_addr_by_name(self.SERVICE)[1]))
+            except (redis.RedisError, TypeError):
+                return None
+        return ports.pop() if len(ports) == 1 else None
+
+    def server_on(self, port: int) -> RedisServer:
+        return next(s for s in [self.primary, *self.replicas] if s.port == port)
+
+    @staticmethod
+    def wait(condition: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if condition():
+                    return
+            except Exception:  # a service still starting
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{what} within {timeout} s")
+
+    def stop(self) -> None:
+        for proc in self.sentinels:
+            proc.kill()
+            proc.wait()
+        for server in [self.primary, *self.replicas]:
+            server.kill()
 
 
 class ChatServer:

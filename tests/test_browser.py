@@ -425,3 +425,48 @@ def test_the_page_in_chinese_and_the_switch(browser: Browser, start_server, uniq
     page.get_by_role("button", name="简体中文").click()
     expect(page.locator("h1")).to_have_text("线路视图")
     page.screenshot(path=str(ARTIFACTS / "wire-view-zh-Hans.png"))
+
+
+def test_a_message_sent_while_redis_is_away_arrives_once(
+    browser: Browser, start_server, own_redis, unique
+) -> None:
+    server = start_server("redis", redis=own_redis)
+    page = _join(browser, server, unique("Patient"))
+    own_redis.kill()  # open streams stay connected; posts get a 503
+    page.get_by_label("Your message").fill("during the outage")
+    page.get_by_label("Your message").press("Enter")
+    expect(page.locator("#error")).to_have_text("Not sent yet: trying again…")
+    own_redis.start()
+    expect(page.get_by_label("Your message")).to_have_value("", timeout=20_000)
+    expect(page.locator("#error")).to_have_text("")
+    expect(page.locator("#status")).to_have_text("connected", timeout=15_000)
+    assert _texts(page) == ["during the outage"]
+    assert [m["text"] for m in server.visitor(unique("reader")).history()] == \
+        ["during the outage"]
+
+
+def test_a_send_whose_answer_was_lost_is_not_posted_twice(
+    browser: Browser, start_server, unique
+) -> None:
+    # The server stores the message but the answer never reaches the page (a Wi-Fi
+    # drop): the page sends it again with the same key and gets the same message back.
+    server = start_server("memory")
+    page = _join(browser, server, unique("Unlucky"))
+    keys: list[str] = []
+
+    def lose_first_answer(route) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        answer = route.fetch()  # the real server handles it
+        if len(keys) == 1:
+            assert answer.status == 201
+            route.abort("connectionreset")
+        else:
+            route.fulfill(response=answer)
+
+    page.route("**/api/rooms/general/messages", lose_first_answer)
+    _say(page, "just once")
+    assert len(keys) == 2 and keys[0] == keys[1] and len(keys[0]) == 32
+    expect(page.locator("#messages")).to_contain_text("just once")
+    assert _texts(page) == ["just once"]
+    history = server.visitor(unique("reader")).history()
+    assert [m["text"] for m in history] == ["just once"]

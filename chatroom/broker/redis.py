@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import gevent
 import redis
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "chatroom:events"
 _BACKOFF_MAX = 2.0
+# A failover that announced no end within this long (seconds) no longer holds posts back.
+_FENCE_MAX = 15.0
 # How long names put back after an outage are held; open streams renew them soon after.
 _NAME_HOLD = 60.0
 
@@ -43,6 +46,11 @@ class RedisBroker(Broker):
         self._closing = False
         self._reconnects = 0
         self._reader: gevent.Greenlet | None = None
+        self._watchers: list[gevent.Greenlet] = []
+        # Set when Sentinel announced a new primary: the subscription moves to it.
+        self._switch = False
+        # While a failover is under way, until this time (monotonic), posts are refused.
+        self._fenced_until = 0.0
         self._deliver: Deliver = lambda event: None
         self._resync: Resync = lambda last_id: last_id
         self._held: Held = lambda: ()
@@ -52,18 +60,22 @@ class RedisBroker(Broker):
         self._resync = resync
         self._held = held
         self._reader = gevent.spawn(self._read)
+        if self._link.service is not None:
+            self._watchers = self._link.watch(self._failover, lambda: self._closing)
         # Events published before the subscription is in place would never arrive here.
         self._subscribed.wait(5)
 
     @property
     def healthy(self) -> bool:
-        return self._subscribed.is_set()
+        return self._subscribed.is_set() and self._fenced_until <= time.monotonic()
 
     @property
     def reconnects(self) -> int:
         return self._reconnects
 
     def publish(self, draft: Draft) -> tuple[Event, bool]:
+        if self._fenced_until > time.monotonic():
+            raise Unavailable("Redis is failing over to a new primary.")
         event, fresh = self.storage.append(draft, floor=self._last_id, publish_to=CHANNEL)
         self._last_id = max(self._last_id, event.id or 0)
         return event, fresh
@@ -89,9 +101,29 @@ class RedisBroker(Broker):
 
     def close(self) -> None:
         self._closing = True
-        if self._reader is not None:
-            self._reader.kill(block=True, timeout=2)
+        for greenlet in (self._reader, *self._watchers):
+            if greenlet is not None:
+                greenlet.kill(block=True, timeout=2)
         super().close()
+
+    def _failover(self, stage: str) -> None:
+        # Sentinel lets the old primary take writes until it is told to be a replica, and
+        # it then drops them: a post answered 201 meanwhile would be lost. So from the
+        # failover's start to the new primary, posts are refused (503, sent again).
+        if stage == "start":
+            log.warning("Sentinel is failing over %s: posts wait", self._link.service)
+            self._fenced_until = time.monotonic() + _FENCE_MAX
+            return
+        self._fenced_until = 0.0
+        if stage == "switch":
+            log.warning("Sentinel promoted a new primary for %s", self._link.service)
+            # Idle connections to the old primary close now, busy ones once their command
+            # is done (the pool no longer owns them), and the subscription moves too.
+            try:
+                self._redis.connection_pool.get_master_address()
+            except (redis.RedisError, OSError) as exc:
+                log.warning("could not ask Sentinel for the new primary (%s)", exc)
+            self._switch = True
 
     def _read(self) -> None:
         backoff = 0.1
@@ -111,8 +143,13 @@ class RedisBroker(Broker):
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
                         self._receive(message["data"])
-            except (redis.RedisError, OSError, Unavailable) as exc:
-                if not lost:
+                    if self._switch:
+                        self._switch = False
+                        raise redis.ConnectionError("the primary changed")
+            except Exception as exc:  # whatever happens, this loop must not end
+                if not isinstance(exc, (redis.RedisError, OSError, Unavailable)):
+                    log.exception("the Redis subscription failed; reconnecting")
+                elif not lost:
                     log.warning("lost Redis at %s (%s); reconnecting", redact(self._url), exc)
                 lost = True
                 self._subscribed.clear()

@@ -12,10 +12,12 @@ own, if they have one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import gevent
 import redis
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -23,6 +25,10 @@ SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
 SENTINEL_PORT = 26379
 # How long one sentinel may take to answer who the primary is, before the next is asked.
 _SENTINEL_TIMEOUT = 0.5
+
+
+# What each sentinel announcement of a failover means to the chat.
+_FAILOVER_EVENTS = {"+try-failover": "start", "+switch-master": "switch", "+failover-end": "end"}
 
 
 class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -95,6 +101,40 @@ class RedisLink:
         self.client = client
         self._sentinel = sentinel
         self.service = service
+
+    def watch(self, on_failover: Callable[[str], None], stop: Callable[[], bool]) -> list[Any]:
+        """Follow every sentinel's announcements of failovers of the service.
+
+        ``on_failover`` is called with ``"start"`` when a sentinel begins one (before it
+        promotes a replica), ``"switch"`` once a new primary is in place and ``"end"`` when
+        one ends without a switch. Every sentinel is followed, as only the one that leads
+        a failover announces its start. Returns the greenlets, which end once ``stop()``.
+        """
+        assert self._sentinel is not None
+        return [gevent.spawn(self._follow, node, on_failover, stop)
+                for node in self._sentinel.sentinels]
+
+    def _follow(self, node: redis.Redis, on_failover: Callable[[str], None],
+                stop: Callable[[], bool]) -> None:
+        while not stop():
+            pubsub = node.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(*_FAILOVER_EVENTS)
+                pubsub.psubscribe("-failover-abort-*")
+                while not stop():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    channel = message["channel"].decode()
+                    words = message["data"].decode(errors="replace").split()
+                    # "+switch-master <service> …"; the others "master <service> …".
+                    at = 0 if channel == "+switch-master" else 1
+                    if len(words) > at and words[at] == self.service:
+                        on_failover(_FAILOVER_EVENTS.get(channel, "end"))
+            except (redis.RedisError, OSError):
+                gevent.sleep(1.0)  # this sentinel is away, or said something odd
+            finally:
+                pubsub.close()
 
     def primary(self) -> str | None:
         """Return ``host:port`` of the Redis that takes writes now, None if unknown."""
