@@ -1,75 +1,27 @@
-"""The application factory and the one accessor for the chat's shared parts."""
+"""The application factory: a Flask app around one chat (see :mod:`.chat`)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import gevent
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response
 
 from . import __version__, errors, guards, i18n, lookalike, metrics
-from .broker import Broker, open_broker
+from .broker import open_broker
+from .chat import Chat
 from .config import Config, new_host_token
-from .events import Draft, Event
-from .hub import Hub
+from .current import page_language
+from .fanout import Fanout
 from .identity import NameHolds, Sessions
 from .presence import Presence
 from .stats import LiveStats
-from .storage import Storage
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Chat:
-    """The parts every view shares: settings, broker (with its storage), hub, names, presence."""
-
-    config: Config
-    broker: Broker
-    hub: Hub
-    names: NameHolds
-    sessions: Sessions
-    presence: Presence
-    stats: LiveStats
-
-    @property
-    def storage(self) -> Storage:
-        return self.broker.storage
-
-    def publish(self, draft: Draft) -> Event:
-        """Store ``draft`` with its id and send it to every listener of every process."""
-        return self.post(draft)[0]
-
-    def post(self, draft: Draft) -> tuple[Event, bool]:
-        """Publish ``draft``; False with the earlier event if its key was posted already."""
-        event, fresh = self.broker.publish(draft)
-        if fresh:
-            metrics.PUBLISHED.inc()
-        return event, fresh
-
-    def close(self) -> None:
-        """Stop background work and release the broker, once the hub has ended the streams."""
-        self.names.stop()
-        self.presence.stop()
-        self.broker.close()
-
-
-def page_language() -> str:
-    """Return the language of the page being answered (see :mod:`.i18n`)."""
-    if "language" not in g:
-        g.language = i18n.page_language(
-            request.cookies.get(i18n.COOKIE), request.accept_languages.values()
-        )
-    return g.language
-
-
-def get_chat() -> Chat:
-    """Return the chat of the current app."""
-    return current_app.extensions["chatroom"]
 
 
 def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
@@ -100,13 +52,15 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False
 
     broker = open_broker(config)
-    hub = Hub(config.keepalive)
+    fanout = Fanout(config.keepalive)
     names = NameHolds(broker.storage, config.name_hold)
     chat = Chat(
-        config, broker, hub, names, Sessions(broker.storage, names, broker.announce),
-        Presence(broker), LiveStats(hub, broker),
+        config, broker, fanout, names, Sessions(broker.storage, names, broker.announce),
+        Presence(broker), LiveStats(fanout, broker),
     )
-    broker.start(hub.deliver, lambda after: hub.resync(broker.storage, after), chat.names.held)
+    broker.start(
+        fanout.deliver, lambda after: fanout.resync(broker.storage, after), chat.names.held
+    )
     app.extensions["chatroom"] = chat
     app.extensions["chatroom.metrics"] = metrics.Sync(chat)
 

@@ -101,6 +101,8 @@ class ChatHandler(WSGIHandler):
         self.socket.settimeout(None)
         environ = super().get_environ()
         environ["chatroom.socket"] = self.socket
+        # Asked once the response began (see chatroom.handover): pywsgi chose its framing.
+        environ["chatroom.chunked"] = lambda: self.response_use_chunked
         environ["chatroom.connection"] = self.connection
         with contextlib.suppress(OSError, IndexError):
             environ["chatroom.local_address"] = self.socket.getsockname()[0]
@@ -151,11 +153,11 @@ class ChatServer(WSGIServer):
     def __init__(self, *args: Any, config: Config, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The one rule for a client that takes no data: a listener is cut when it falls
-        # CHATROOM_CLIENT_BUFFER events behind (the hub), or when it has acknowledged
+        # CHATROOM_CLIENT_BUFFER events behind (the fan-out), or when it has acknowledged
         # nothing for keep-alive + 10 s (the kernel, here), whether it vanished (no FIN,
         # no RST: a laptop closed, Wi-Fi gone) or stopped reading (a full window). The
         # keep-alives supply data to acknowledge, so a dead listener leaves presence
-        # within 2 × keep-alive + 10 s; the hub counts both cuts as dropped.
+        # within 2 × keep-alive + 10 s; the fan-out counts both cuts as dropped.
         self._user_timeout_ms = int((config.keepalive + 10) * 1000)
         proxies = config.trusted_proxies
 
@@ -215,5 +217,5 @@ def raise_open_files_limit() -> int | None:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
-    # Each listener holds its connection and a duplicate of it while the hub writes.
+    # Each listener holds its connection and a duplicate of it while the app writes its stream.
     return max(0, (soft - _RESERVED_FILES) // 2)

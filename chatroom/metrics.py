@@ -1,6 +1,6 @@
 """Prometheus metrics, correct with several worker processes.
 
-The hot path counts deliveries in plain integers on the hub; they are copied into the
+The hot path counts deliveries in plain integers on the fan-out; they are copied into the
 Prometheus counters when ``/metrics`` is read and, with several workers, every second (so
 that the worker answering a scrape sees the others' figures through the shared files of
 ``PROMETHEUS_MULTIPROC_DIR``).
@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
-    from .app import Chat
+    from .chat import Chat
 
 LISTENERS = Gauge(
     "chatroom_listeners", "Open event streams.", multiprocess_mode="livesum"
@@ -45,7 +45,7 @@ def multiprocess_dir() -> str | None:
 
 
 class Sync:
-    """Copies the hub's and broker's plain counters into the Prometheus metrics."""
+    """Copies the fan-out's and broker's plain counters into the Prometheus metrics."""
 
     def __init__(self, chat: Chat) -> None:
         self._chat = chat
@@ -54,11 +54,11 @@ class Sync:
             gevent.spawn(self._forever)
 
     def __call__(self) -> None:
-        hub, broker = self._chat.hub, self._chat.broker
-        LISTENERS.set(len(hub))
+        fanout, broker = self._chat.fanout, self._chat.broker
+        LISTENERS.set(len(fanout))
         for name, metric, value in (
-            ("deliveries", DELIVERIES, hub.deliveries),
-            ("dropped", DROPPED, hub.dropped),
+            ("deliveries", DELIVERIES, fanout.deliveries),
+            ("dropped", DROPPED, fanout.dropped),
             ("reconnects", RECONNECTS, broker.reconnects),
         ):
             if value > self._seen[name]:

@@ -212,7 +212,7 @@ def _serve(
     # Last-Event-ID), let requests under way finish, and only then close the broker, so
     # that every message answered 201 is stored.
     server.close()
-    chat.hub.close_all()
+    chat.fanout.close_all()
     server.stop(timeout=_STOP_TIMEOUT)
     chat.close()
     if ready is not None:

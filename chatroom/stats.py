@@ -8,7 +8,7 @@ import gevent
 
 if TYPE_CHECKING:
     from .broker import Broker
-    from .hub import Hub
+    from .fanout import Fanout
 
 def _percentile(values: list[float], share: float) -> float | None:
     if not values:
@@ -18,10 +18,10 @@ def _percentile(values: list[float], share: float) -> float | None:
 
 
 class LiveStats:
-    """Samples the hub's counters every second and keeps recent delivery latencies."""
+    """Samples the fan-out's counters every second and keeps recent delivery latencies."""
 
-    def __init__(self, hub: Hub, broker: Broker) -> None:
-        self._hub = hub
+    def __init__(self, fanout: Fanout, broker: Broker) -> None:
+        self._fanout = fanout
         self._broker = broker
         self._rates = {"events": 0.0, "deliveries": 0.0}
         self._sampler: gevent.Greenlet | None = None
@@ -30,12 +30,12 @@ class LiveStats:
         """Return the figures the stats page shows."""
         if self._sampler is None:
             self._sampler = gevent.spawn(self._sample_forever)
-        samples = list(self._hub.fanout_seconds)
+        samples = list(self._fanout.fanout_seconds)
         p50, p99 = _percentile(samples, 0.5), _percentile(samples, 0.99)
         return {
             "broker": self._broker.kind,
             "healthy": self._broker.healthy,
-            "listeners": len(self._hub),
+            "listeners": len(self._fanout),
             "messages_per_second": round(self._rates["events"], 1),
             "deliveries_per_second": round(self._rates["deliveries"], 1),
             "latency_ms": {
@@ -45,10 +45,10 @@ class LiveStats:
         }
 
     def _sample_forever(self) -> None:
-        hub = self._hub
-        last = {"events": hub.events, "deliveries": hub.deliveries}
+        fanout = self._fanout
+        last = {"events": fanout.events, "deliveries": fanout.deliveries}
         while True:
             gevent.sleep(1.0)
-            now = {"events": hub.events, "deliveries": hub.deliveries}
+            now = {"events": fanout.events, "deliveries": fanout.deliveries}
             self._rates = {name: float(now[name] - last[name]) for name in now}
             last = now

@@ -56,3 +56,17 @@ def test_dropped_slow_listeners_are_counted(start_server, mode, unique) -> None:
     finally:
         slow.close()
     assert scrape(server)["chatroom_listeners"] == 0
+
+
+def test_keep_alives_in_a_quiet_room_are_not_counted_as_latency(start_server, unique) -> None:
+    # A keep-alive goes out by the clock, seconds after the last message: it says nothing
+    # of how fast events are delivered.
+    server = start_server("memory", env={"CHATROOM_KEEPALIVE": "0.3"})
+    ana = server.visitor(unique("ana"))
+    with server.stream() as stream:
+        stream.wait_for(lambda fs: fs)
+        ana.say("the last word")
+        stream.wait_messages(1)
+        stream.wait_for(lambda fs: stream.body.count(b": keep-alive\n") >= 3)
+        latency = requests.get(server.url + "/api/stats", timeout=5).json()["latency_ms"]
+    assert latency["p99"] is not None and latency["p99"] < 200, latency

@@ -294,3 +294,22 @@ def test_a_whole_class_reconnecting_at_once_gets_its_streams(start_server, mode)
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_an_http_1_0_client_gets_the_stream_without_chunks(server: ChatServer, unique) -> None:
+    # pywsgi frames an HTTP/1.0 response as it is, and the hand-over keeps to that.
+    import socket
+
+    ana = server.visitor(unique("ana"))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /stream HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+        while b"event: presence" not in data:
+            data += sock.recv(65536)
+        ana.say("plain bytes")
+        while b"plain bytes" not in data:
+            data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert body.startswith(b"event: presence\nretry: 2000\n")
+    assert b"event: message\n" in body and b"\r\n" not in body

@@ -1,4 +1,4 @@
-"""The broker: gives events their ids and carries them to every process's hub.
+"""The broker: gives events their ids and carries them to every process's fan-out.
 
 One interface, two implementations, chosen by :func:`open_broker`:
 :mod:`.memory` (one process, history in SQLite) and :mod:`.redis` (any number of

@@ -1,4 +1,4 @@
-"""The in-process broker: one process, events handed straight to its hub."""
+"""The in-process broker: one process, events handed straight to its fan-out."""
 
 from __future__ import annotations
 

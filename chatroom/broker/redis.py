@@ -40,7 +40,7 @@ class RedisBroker(Broker):
         # The highest id this process has seen: new ids are always above it, even if
         # Redis restarts empty.
         self._last_id = storage.last_id()
-        # The highest id handed to the hub: what a resync starts after.
+        # The highest id handed to the fan-out: what a resync starts after.
         self._delivered = self._last_id
         self._subscribed = Signal()
         self._closing = False

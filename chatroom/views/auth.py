@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, session
 
 from .. import i18n, validation
-from ..app import get_chat, page_language
+from ..current import get_chat, page_language
 from ..errors import ApiError
 from ..guards import check_login_rate, client_address
 from ..identity import require_user, session_user

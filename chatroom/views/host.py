@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, jsonify, redirect, request, session
 
 from .. import export, moderation, validation
-from ..app import Chat, get_chat
+from ..chat import Chat
+from ..current import get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel, user_channel
 from ..guards import LOGINS_PER_ADDRESS, client_address, limit

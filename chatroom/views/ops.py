@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from .. import metrics, openapi
-from ..app import get_chat
+from ..current import get_chat
 
 bp = Blueprint("ops", __name__)
 
@@ -18,7 +18,7 @@ def healthz() -> tuple[Response, int]:
     body = {
         "status": "ok" if healthy else "degraded",
         "broker": chat.broker.kind,
-        "listeners": len(chat.hub),
+        "listeners": len(chat.fanout),
     }
     where = chat.broker.whereabouts()
     if where:

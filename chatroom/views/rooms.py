@@ -7,7 +7,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from .. import idempotency, moderation, validation
-from ..app import Chat, get_chat
+from ..chat import Chat
+from ..current import get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel
 from ..guards import check_post_rate, check_room_rate

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, request, session
 
 from .. import sse, validation
-from ..app import Chat, get_chat
+from ..chat import Chat
+from ..current import get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Position, presence_channel, room_channel, user_channel
-from ..hub import Listener
+from ..handover import StreamHandedOver, request_socket, response_chunked
 from ..identity import User, require_user, session_user
+from ..listener import Listener
 from ..moderation import check_not_banned
 from ..storage import GENERAL, Unavailable
 
@@ -51,11 +52,6 @@ def stream() -> Response:
         _frames(chat, rooms, user, last_id, request.environ),
         mimetype="text/event-stream", headers=_HEADERS,
     )
-
-
-def request_socket(environ: dict[str, Any]) -> Any:
-    """Return the client's socket, if the server tells it (ours and gunicorn's do)."""
-    return environ.get("chatroom.socket") or environ.get("gunicorn.socket")
 
 
 def _last_event_id() -> Position | None:
@@ -98,11 +94,11 @@ def _frames(
         logged.add(user_channel(user.session))
     channels = logged | {presence_channel(room) for room in rooms}
     listener = Listener(channels, user, chat.config.client_buffer)
-    chat.hub.add(listener)
+    chat.fanout.add(listener)
     online = False
 
     def cleanup() -> None:
-        chat.hub.remove(listener)
+        chat.fanout.remove(listener)
         if online:
             chat.presence.disconnected(rooms, user.name)
             # During an outage the name's hold expires by itself.
@@ -141,11 +137,9 @@ def _frames(
                 if batch is None:
                     return
                 yield b"".join(frame for _, frame in batch) if batch else sse.KEEPALIVE
-        # The headers and first frames went out through the server: the hub takes the
-        # connection over (a duplicate of its socket), and this request ends as if the
-        # client had hung up, which pywsgi and gunicorn take quietly, closing only their
-        # own descriptor. The stream goes on, costing no greenlet while it waits.
-        chunked = environ.get("SERVER_PROTOCOL") != "HTTP/1.0"
+        # The headers and first frames went out through the server: the connection is
+        # handed over (see chatroom.handover), and the stream goes on, costing no
+        # greenlet while it waits.
         connection = environ.get("chatroom.connection")
         release = connection.keep() if connection is not None else None
 
@@ -154,9 +148,9 @@ def _frames(
             if release is not None:
                 release()
 
-        chat.hub.take_over(listener, sock.dup(), chunked, on_close=end)
+        chat.fanout.take_over(listener, sock.dup(), response_chunked(environ), on_end=end)
         handed_over = True
-        raise ConnectionResetError(errno.ECONNRESET, "stream handed over to the hub")
+        raise StreamHandedOver
     except Unavailable:
         # Redis went away while this stream started: end it, the browser retries.
         yield sse.comment("the chat is unavailable, retrying")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from .. import idempotency, moderation, validation
-from ..app import Chat, get_chat
+from ..chat import Chat
+from ..current import get_chat
 from ..errors import ApiError
 from ..events import Draft, dm_channel, now_ms, user_channel
 from ..guards import check_post_rate

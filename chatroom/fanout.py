@@ -1,0 +1,228 @@
+"""The fan-out: every event a process receives, put on each interested listener's buffer.
+
+The broker hands each event to :meth:`Fanout.deliver` once per process; from there it
+costs a dictionary lookup and a list append per listener. Listeners that got something
+are flushed once per turn of the event loop (:meth:`Fanout.deliver` schedules it), so a
+burst of events reaches each socket in one write. Each listener's buffer is bounded: one
+that fills up (a client that stopped reading) is cut and resumes later with
+``Last-Event-ID``, so it never holds memory or delays anyone else. A :class:`KeepAlive`
+timer writes a comment to streams that had nothing for an interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.pool import Group
+
+from .events import (
+    ROOMS_CHANNEL,
+    SESSIONS_CHANNEL,
+    Event,
+    dm_parties,
+    presence_channel,
+    room_channel,
+    user_channel,
+)
+from .listener import Listener
+from .sse import KEEPALIVE
+from .storage import GENERAL
+
+if TYPE_CHECKING:
+    from .storage import Storage
+
+
+class KeepAlive:
+    """One timer for every handed-over stream: a comment to each that had nothing
+    written for a whole interval. Writing is also how a vanished client is noticed."""
+
+    def __init__(self, fanout: Fanout, interval: float) -> None:
+        self._fanout = fanout
+        self._interval = interval
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        """Start ticking, once."""
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        """Stop ticking."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    def _run(self) -> None:
+        while True:
+            gevent.sleep(max(0.05, self._interval / 3))
+            self._fanout.keep_alive(time.monotonic() - self._interval)
+
+
+class Fanout:
+    """The listeners of one process, indexed by channel."""
+
+    def __init__(self, keepalive: float = 15.0) -> None:
+        self._timer = KeepAlive(self, keepalive)
+        self._closing = Group()
+        self._by_channel: dict[str, set[Listener]] = {}
+        self._all: set[Listener] = set()
+        # Plain counters on the hot path; metrics and the stats page read them.
+        self.events = 0
+        self.deliveries = 0
+        self.dropped = 0
+        # Seconds from an event's arrival to the end of the flush that sent it, recent
+        # flushes: the delivery latency this process adds.
+        self.fanout_seconds: deque[float] = deque(maxlen=2000)
+        # Listeners with unflushed frames; the flush is due once this greenlet yields.
+        self._dirty: list[Listener] = []
+        self._flush_due = False
+        # When the first event of the coming flush arrived (None: only keep-alives).
+        self._first_queued: float | None = None
+        self._loop = gevent.get_hub().loop
+
+    def take_over(
+        self, listener: Listener, sock: Any, chunked: bool, on_end: Callable[[], None]
+    ) -> None:
+        """Write ``listener``'s stream from now on to ``sock`` (as HTTP chunks if ``chunked``).
+
+        ``on_end`` runs once when the connection ends, whoever ends it.
+        """
+        # The cleanup may wait on storage, and a connection can end inside the event
+        # loop's own callback (a flush), which must never wait: it runs in a greenlet.
+        def ended() -> None:
+            if listener.stalled:
+                self.dropped += 1
+            self._closing.spawn(on_end)
+
+        listener.hand_over(sock, chunked, self._dirty, ended, self._loop)
+        self._timer.start()
+
+    def keep_alive(self, due: float) -> None:
+        """Queue a keep-alive to every handed-over stream with nothing written since ``due``."""
+        for listener in list(self._all):
+            writer = listener.writer
+            if writer is None or writer.last_write > due or listener.unflushed:
+                continue
+            if not listener.queue(None, KEEPALIVE):
+                self._cut(listener)
+        self._schedule_flush()
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def channels(self) -> set[str]:
+        """Return every channel some local listener follows."""
+        return set(self._by_channel)
+
+    def add(self, listener: Listener) -> None:
+        """Start delivering to ``listener``."""
+        self._all.add(listener)
+        for channel in listener.channels:
+            self._by_channel.setdefault(channel, set()).add(listener)
+
+    def remove(self, listener: Listener) -> None:
+        """Stop delivering to ``listener``; safe to call more than once."""
+        self._all.discard(listener)
+        for channel in listener.channels:
+            group = self._by_channel.get(channel)
+            if group is not None:
+                group.discard(listener)
+                if not group:
+                    del self._by_channel[channel]
+
+    def deliver(self, event: Event) -> None:
+        """Put ``event`` on the buffer of every local listener that follows its channel."""
+        if event.id is not None:
+            self.events += 1
+        targets = self._targets(event.channel)
+        if not targets:
+            if event.channel == SESSIONS_CHANNEL:
+                self._end_session(event.payload()["session"])
+            return
+        arrived = time.monotonic() if self._first_queued is None else None
+        full = [listener for listener in targets if not listener.push(event)]
+        if arrived is not None and self._dirty:
+            self._first_queued = arrived
+        self._schedule_flush()
+        self.deliveries += len(targets) - len(full)
+        for listener in full:
+            self._cut(listener)
+        if event.kind == "room_closed":
+            self._move_to_general(event.payload()["room"])
+
+    def _end_session(self, session: str) -> None:
+        # Logout or a kick: the session's streams end cleanly (the end of the body).
+        for listener in [x for x in self._all if x.user is not None and x.user.session == session]:
+            self.remove(listener)
+            if listener.writer is not None:
+                listener.flush()  # what came before the end (a "kicked") goes out first
+            listener.end()
+
+    def _cut(self, listener: Listener) -> None:
+        self.dropped += 1
+        self.remove(listener)
+        listener.cut()
+
+    def _schedule_flush(self) -> None:
+        if self._dirty and not self._flush_due:
+            # Once this greenlet yields: events that arrive meanwhile share the flush.
+            self._flush_due = True
+            self._loop.run_callback(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        dirty, self._dirty[:] = list(self._dirty), []
+        for listener in dirty:
+            listener.flush()
+        # The latency of events, not of keep-alives (which are due by the clock).
+        if self._first_queued is not None:
+            self.fanout_seconds.append(time.monotonic() - self._first_queued)
+            self._first_queued = None
+
+    def resync(self, storage: Storage, after: int) -> int:
+        """Deliver what storage holds after id ``after`` for local listeners; return the last id."""
+        last = after
+        for event in storage.since(self.channels(), after):
+            # A private message is filed under both parties' channels: it comes twice.
+            if event.id is not None and event.id <= last:
+                continue
+            self.deliver(event)
+            last = event.id or last
+        return last
+
+    def _targets(self, channel: str) -> set[Listener] | None:
+        if channel == ROOMS_CHANNEL:
+            return self._all
+        if channel.startswith("dm:"):
+            # Both parties, every tab of each.
+            first, second = dm_parties(channel)
+            return self._by_channel.get(user_channel(first), set()) | self._by_channel.get(
+                user_channel(second), set()
+            )
+        return self._by_channel.get(channel)
+
+    def _move_to_general(self, room: str) -> None:
+        # After room_closed went out, the room's listeners follow general instead.
+        moved: set[Listener] = set()
+        for channel in (room_channel(room), presence_channel(room)):
+            moved |= self._by_channel.pop(channel, set())
+        for listener in moved:
+            listener.channels -= {room_channel(room), presence_channel(room)}
+            for channel in (room_channel(GENERAL), presence_channel(GENERAL)):
+                listener.channels.add(channel)
+                self._by_channel.setdefault(channel, set()).add(listener)
+
+    def close_all(self) -> None:
+        """End every stream (the server is stopping)."""
+        self._timer.stop()
+        listeners = list(self._all)
+        # Out of the index first: each stream's leave is then announced to other
+        # processes, not fanned out to the thousands of streams ending beside it.
+        for listener in listeners:
+            self.remove(listener)
+        for listener in listeners:
+            listener.end()
+        self._closing.join(timeout=2)

@@ -1,0 +1,157 @@
+"""The hand-over: after its first frames, a stream's connection leaves the WSGI server.
+
+This module is the one place that knows a stream's socket. The contract with the server:
+
+1. A stream's request is served like any other until its first frames (the retry hint,
+   presence, a replay) have gone out through the server, so the status line, the headers
+   and the choice of framing are the server's own.
+2. The app then needs the client's socket. Ours (:class:`~chatroom.connections.ChatHandler`,
+   on gevent's pywsgi) puts it in ``environ["chatroom.socket"]`` and says whether it framed
+   the response as HTTP chunks (``environ["chatroom.chunked"]()``, pywsgi's own decision).
+   gunicorn's gevent worker puts it in ``environ["gunicorn.socket"]`` and does not say, but
+   chunks every HTTP/1.1 response without a Content-Length, which a stream is. With a
+   server that tells neither, the stream stays in its request (views.stream's fallback).
+3. The app duplicates the descriptor: the duplicate is the app's, the original stays the
+   server's.
+4. The request ends by raising :class:`StreamHandedOver`, a ConnectionResetError, which
+   both servers take for a client that hung up: pywsgi counts ECONNRESET among its
+   ``ignored_socket_errors`` (an API gevent documents as provisional) and logs nothing,
+   gunicorn logs it at debug level. Each closes its own descriptor; the connection lives
+   on through the duplicate (tests/test_workers.py checks gunicorn prints no traceback).
+5. From then on a :class:`SocketWriter` writes the stream: chunks if the server chose
+   them, never a blocking write in the event loop, the last chunk when the stream ends
+   cleanly, and a read watcher that notices at once a client that hung up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+
+LAST_CHUNK = b"0\r\n\r\n"
+# Called once when the connection fails: the error (None: the client hung up) and
+# whether bytes were still waiting for the client.
+Lost = Callable[[OSError | None, bool], None]
+
+
+class StreamHandedOver(ConnectionResetError):
+    """Ends a stream's request once its connection is the app's (see the module)."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ECONNRESET, "stream handed over to the app")
+
+
+def request_socket(environ: dict[str, Any]) -> Any:
+    """Return the client's socket, if the server tells it (ours and gunicorn's do)."""
+    return environ.get("chatroom.socket") or environ.get("gunicorn.socket")
+
+
+def response_chunked(environ: dict[str, Any]) -> bool:
+    """Say whether the server framed this response as HTTP chunks (ask after it began)."""
+    told = environ.get("chatroom.chunked")
+    if told is not None:
+        return told()
+    # gunicorn: chunked for HTTP/1.1 when there is no Content-Length.
+    return environ.get("SERVER_PROTOCOL") != "HTTP/1.0"
+
+
+class SocketWriter:
+    """Writes one handed-over stream to its socket, without ever waiting in the event loop.
+
+    A write sends what the socket takes at once; what it does not take waits, in order,
+    in a backlog that a greenlet of its own finishes writing (the only time a stream
+    costs a greenlet).
+    """
+
+    __slots__ = ("_backlog", "_chunked", "_lost", "_sender", "_sock", "_watcher", "closed",
+                 "last_write")
+
+    def __init__(self, sock: Any, chunked: bool, loop: Any, lost: Lost) -> None:
+        self._sock = sock
+        self._chunked = chunked
+        self._lost = lost
+        self._backlog: list[bytes] = []  # framed bytes the socket has not taken yet
+        self._sender: gevent.Greenlet | None = None
+        self.closed = False
+        self.last_write = time.monotonic()
+        # A client that closes its connection (a tab closed) makes its socket readable.
+        self._watcher = loop.io(sock.fileno(), 1)
+        self._watcher.start(self._readable)
+
+    @property
+    def waiting(self) -> int:
+        """How many writes wait for a client that is not taking data (0: none)."""
+        return len(self._backlog) + (self._sender is not None)
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` as one chunk: now, as far as the socket takes it, the rest later."""
+        if self._chunked:
+            data = b"%x\r\n%s\r\n" % (len(data), data)
+        if self._sender is not None:
+            self._backlog.append(data)
+            return
+        try:
+            sent = self._sock.send(data, 0, 0.0)  # timeout 0: never wait
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._lost(exc, False)
+            return
+        self.last_write = time.monotonic()
+        if sent < len(data):
+            self._backlog.append(data[sent:])
+            self._sender = gevent.spawn(self._send_backlog)
+
+    def _send_backlog(self) -> None:
+        try:
+            while self._backlog:
+                data = b"".join(self._backlog)
+                self._backlog = []
+                self._sock.sendall(data)
+                self.last_write = time.monotonic()
+        except OSError as exc:
+            self._lost(exc, True)
+        finally:
+            self._sender = None
+
+    def _readable(self) -> None:
+        # The watcher is level-triggered: left running, it would fire again on every turn
+        # of the loop until the read below runs, a greenlet each time.
+        self._watcher.stop()
+        gevent.spawn(self._read)
+
+    def _read(self) -> None:
+        # An event-stream client only ever hangs up; anything it sends is read and ignored.
+        if self.closed:
+            return
+        try:
+            if not self._sock.recv(4096):
+                self._lost(None, False)  # hung up (or the kernel gave up on it)
+                return
+        except OSError as exc:
+            self._lost(exc, False)
+            return
+        if not self.closed:
+            self._watcher.start(self._readable)
+
+    def close(self, goodbye: bool = False) -> None:
+        """Close the connection, once; with ``goodbye``, end the body properly first.
+
+        The last chunk tells the browser the stream ended (it reconnects at once); it is
+        sent only if nothing is waiting, as it must come after everything else.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        if goodbye and self._chunked and not self.waiting:
+            with contextlib.suppress(OSError):
+                self._sock.send(LAST_CHUNK, 0, 0.0)
+        if self._sender is not None and self._sender is not gevent.getcurrent():
+            self._sender.kill(block=False)
+        self._watcher.stop()
+        self._sock.close()

@@ -1,0 +1,167 @@
+"""One open stream: the channels it follows and the frames on their way to it.
+
+A stream starts in the greenlet that serves its request, which writes the first frames
+(retry, presence, replay) through the WSGI server; frames that arrive meanwhile are
+*queued* for that greenlet. Then its connection is handed over (:mod:`.handover`) and
+the request's greenlet ends: from then on frames are *unflushed* until the fan-out's
+next flush, once per turn of the event loop, which hands everything that arrived since
+the last turn to the stream's :class:`~chatroom.handover.SocketWriter` in one write. A
+waiting stream thus costs no greenlet, no request objects, no read buffer: a socket and
+two small objects.
+
+A stream ends in one of three ways: :meth:`Listener.end` (the server ends it cleanly: a
+logout, a stop), :meth:`Listener.cut` (its buffer is full: a client that stopped reading)
+or a failed connection (the client hung up or vanished), noticed by the writer.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.event import Event as Signal
+
+from .events import Event
+from .handover import SocketWriter
+
+if TYPE_CHECKING:
+    from .identity import User
+
+
+class Listener:
+    """One stream's channels and buffers; bounded to ``limit`` frames in all."""
+
+    __slots__ = (
+        "_dirty",
+        "_on_end",
+        "_signal",
+        "channels",
+        "closed",
+        "floor",
+        "greenlet",
+        "limit",
+        "queued",
+        "stalled",
+        "unflushed",
+        "user",
+        "writer",
+    )
+
+    def __init__(self, channels: Iterable[str], user: User | None, limit: int) -> None:
+        self.channels = set(channels)
+        self.user = user
+        self.limit = limit
+        # Before the hand-over: (id, frame) pairs for the request's greenlet; the id lets
+        # a stream that just replayed skip what it already sent.
+        self.queued: list[tuple[int | None, bytes]] = []
+        # After it: frames for the fan-out's next flush.
+        self.unflushed: list[bytes] = []
+        self.closed = False
+        # The last id a replay sent: the same event arriving live later is skipped. (With
+        # Redis, an event can reach this process after a replay already read it from storage.)
+        self.floor = 0
+        self.greenlet: gevent.Greenlet | None = gevent.getcurrent()
+        self._signal = Signal()
+        self.writer: SocketWriter | None = None
+        self._dirty: list[Listener] | None = None
+        self._on_end: Callable[[], None] | None = None
+        # The connection failed while the client was not taking data: the kernel gave up
+        # (TCP_USER_TIMEOUT) or data was still waiting for it. A slow or vanished client,
+        # counted as cut like one whose buffer filled.
+        self.stalled = False
+
+    def hand_over(
+        self, sock: Any, chunked: bool, dirty: list[Listener], on_end: Callable[[], None],
+        loop: Any,
+    ) -> None:
+        """Be written through ``sock`` from now on (see :meth:`Fanout.take_over`)."""
+        self.greenlet = None
+        self._on_end = on_end
+        self._dirty = dirty
+        self.writer = SocketWriter(sock, chunked, loop, self._lost)
+        if self.queued:
+            frames, self.queued = self.queued, []
+            self.writer.write(b"".join(frame for _, frame in frames))
+
+    def push(self, event: Event) -> bool:
+        """Queue ``event``; return False if the buffer is full (the fan-out then cuts it)."""
+        if event.id is not None and event.id <= self.floor:
+            return True
+        return self.queue(event.id, event.frame)
+
+    def queue(self, event_id: int | None, frame: bytes) -> bool:
+        """Queue one frame; return False if the buffer is full."""
+        if self.closed:
+            return True
+        writer = self.writer
+        if writer is None:
+            if len(self.queued) >= self.limit:
+                return False
+            if not self.queued:
+                self._signal.set()
+            self.queued.append((event_id, frame))
+            return True
+        if len(self.unflushed) + writer.waiting >= self.limit:
+            return False
+        if not self.unflushed:
+            self._dirty.append(self)
+        self.unflushed.append(frame)
+        return True
+
+    def flush(self) -> None:
+        """Write what arrived since the last flush, in one write."""
+        frames, self.unflushed = self.unflushed, []
+        if self.closed or not frames:
+            return
+        self.writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def take(self, timeout: float) -> list[tuple[int | None, bytes]] | None:
+        """Wait up to ``timeout`` seconds for frames (before the hand-over).
+
+        Return what is queued ([] if nothing came), or None once the stream has ended.
+        """
+        if not self.queued and not self.closed:
+            self._signal.wait(timeout)
+        # What came before the end still goes out (a "kicked" before the session ends).
+        if self.closed and not self.queued:
+            return None
+        batch, self.queued = self.queued, []
+        self._signal.clear()
+        return batch
+
+    def end(self) -> None:
+        """End the stream cleanly (the browser reconnects and resumes)."""
+        if self.writer is not None:
+            self._finish(goodbye=True)
+            return
+        self.closed = True
+        self._signal.set()
+
+    def cut(self) -> None:
+        """Disconnect a listener whose buffer is full; it resumes with Last-Event-ID."""
+        if self.writer is not None:
+            self._finish()
+            return
+        self.end()
+        # The stream's greenlet may be stuck writing to a client that stopped reading:
+        # only an exception gets it out, and its cleanup then closes the socket.
+        if self.greenlet is not None and self.greenlet is not gevent.getcurrent():
+            self.greenlet.kill(block=False)
+
+    def _lost(self, exc: OSError | None, unsent: bool) -> None:
+        # The kernel's error says ETIMEDOUT, or (depending on what it saw last) only a
+        # reset; frames still waiting for the client say it the same way.
+        waiting = unsent or bool(self.unflushed) or self.writer.waiting > 0
+        self.stalled = (exc is not None and exc.errno == errno.ETIMEDOUT) or waiting
+        self._finish()
+
+    def _finish(self, goodbye: bool = False) -> None:
+        # Once: close the connection and run the stream's cleanup.
+        if self.closed:
+            return
+        self.closed = True
+        self.writer.close(goodbye)
+        if self._on_end is not None:
+            self._on_end()

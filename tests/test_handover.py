@@ -1,0 +1,168 @@
+"""The stream's socket writer and listener, in process, on a real socket pair.
+
+No server here: a :class:`SocketWriter` writes to one end of a ``socketpair`` and the test
+reads the other, as a browser would, in gevent's loop.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import gevent
+import gevent.socket
+import pytest
+
+from chatroom.events import Event
+from chatroom.handover import LAST_CHUNK, SocketWriter, StreamHandedOver
+from chatroom.listener import Listener
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    with gevent.Timeout(timeout, AssertionError("timed out")):
+        while not condition():
+            gevent.sleep(0.01)
+
+
+def read_all(sock, size: int) -> bytes:
+    data = b""
+    with gevent.Timeout(10):
+        while len(data) < size:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+@pytest.fixture
+def pair():
+    server_end, client_end = gevent.socket.socketpair()
+    losses: list[tuple[OSError | None, bool]] = []
+    made: list[SocketWriter] = []
+
+    def writer(chunked: bool = True, small: bool = False) -> SocketWriter:
+        if small:  # a client that takes little at a time
+            server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            client_end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        made.append(SocketWriter(server_end, chunked, gevent.get_hub().loop,
+                                 lambda exc, unsent: losses.append((exc, unsent))))
+        return made[-1]
+
+    yield writer, client_end, losses
+    for w in made:
+        w.close()
+    client_end.close()
+
+
+def test_a_write_is_one_http_chunk(pair) -> None:
+    writer, client, _ = pair
+    writer().write(b"data: hi\n\n")
+    assert read_all(client, 15) == b"a\r\ndata: hi\n\n\r\n"
+
+
+def test_without_chunks_the_bytes_go_as_they_are(pair) -> None:
+    writer, client, _ = pair
+    writer(chunked=False).write(b"data: hi\n\n")
+    assert read_all(client, 10) == b"data: hi\n\n"
+
+
+def test_what_the_socket_does_not_take_is_sent_later_in_order(pair) -> None:
+    writer, client, losses = pair
+    w = writer(chunked=False, small=True)
+    first, second = b"a" * 500_000, b"b" * 1000
+    w.write(first)
+    assert w.waiting > 0  # the socket took part of it; the rest waits
+    w.write(second)
+    assert read_all(client, len(first) + len(second)) == first + second
+    wait_until(lambda: w.waiting == 0)
+    assert losses == []
+
+
+def test_a_clean_end_sends_the_last_chunk(pair) -> None:
+    writer, client, _ = pair
+    w = writer()
+    w.write(b"x")
+    w.close(goodbye=True)
+    assert read_all(client, 100) == b"1\r\nx\r\n" + LAST_CHUNK
+
+
+def test_no_last_chunk_while_bytes_still_wait(pair) -> None:
+    # It would land in the middle of an unfinished chunk; the connection just closes.
+    writer, client, _ = pair
+    w = writer(small=True)
+    w.write(b"a" * 500_000)
+    assert w.waiting
+    w.close(goodbye=True)
+    body = read_all(client, 10_000_000)
+    assert not body.endswith(LAST_CHUNK)
+
+
+def test_a_client_that_hangs_up_is_noticed_at_once(pair) -> None:
+    writer, client, losses = pair
+    writer()
+    client.close()
+    wait_until(lambda: losses)
+    assert losses == [(None, False)]
+
+
+def test_bytes_from_the_client_are_read_and_the_watch_goes_on(pair) -> None:
+    writer, client, losses = pair
+    writer()
+    client.sendall(b"GET / HTTP/1.1\r\n\r\n" * 100)
+    gevent.sleep(0.1)
+    assert losses == []
+    client.close()
+    wait_until(lambda: losses)
+
+
+def test_a_client_gone_while_bytes_wait_counts_as_stalled() -> None:
+    # The fan-out counts such a cut with the slow listeners (chatroom_slow_listeners_dropped).
+    server_end, browser = gevent.socket.socketpair()
+    server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ended: list[bool] = []
+    listener = Listener({"room:general"}, None, limit=10)
+    listener.hand_over(server_end, False, [], lambda: ended.append(True), gevent.get_hub().loop)
+    listener.writer.write(b"a" * 2_000_000)
+    browser.close()
+    wait_until(lambda: ended)
+    assert listener.stalled and listener.closed
+
+
+def test_the_request_ends_with_a_connection_reset() -> None:
+    # pywsgi and gunicorn take ECONNRESET for a client that hung up: quietly.
+    assert isinstance(StreamHandedOver(), ConnectionResetError)
+
+
+def event(number: int) -> Event:
+    return Event.logged(number, "room:general", "message", '"text":"x"', "e")
+
+
+def test_a_listener_is_bounded_before_and_after_the_hand_over() -> None:
+    waiting = Listener({"room:general"}, None, limit=3)
+    assert all(waiting.push(event(i)) for i in range(1, 4))
+    assert not waiting.push(event(4))  # full: the fan-out cuts it
+    listener = Listener({"room:general"}, None, limit=3)
+    server_end, browser = gevent.socket.socketpair()
+    dirty: list[Listener] = []
+    ended: list[bool] = []
+    listener.hand_over(server_end, False, dirty, lambda: ended.append(True),
+                       gevent.get_hub().loop)
+    assert all(listener.push(event(i)) for i in range(1, 4))
+    assert dirty == [listener]  # once, however many frames
+    assert not listener.push(event(4))
+    listener.flush()
+    frames = b"".join(event(i).frame for i in range(1, 4))
+    assert read_all(browser, len(frames)) == frames
+    listener.end()
+    listener.end()
+    assert ended == [True]  # the cleanup runs once
+    browser.close()
+
+
+def test_a_listener_skips_what_its_replay_sent() -> None:
+    listener = Listener({"room:general"}, None, limit=10)
+    listener.floor = 5
+    listener.push(event(5))
+    listener.push(event(6))
+    assert [i for i, _ in listener.take(0)] == [6]
