@@ -19,7 +19,7 @@ from .i18n import _  # noqa: E402
 from .startup import browser_line, host_link, open_browser, start_up_text  # noqa: E402
 
 if TYPE_CHECKING:
-    from .server import Ready
+    from .startup import Ready
 
 _DESCRIPTION = """\
 A real-time chat room for your local network, pushed to browsers with Server-Sent Events.
@@ -106,7 +106,7 @@ def _main(argv: list[str]) -> int:
         config = config.updated({"host_token": new_host_token()})
     port_explicit = args.port is not None or bool(os.environ.get("CHATROOM_PORT"))
 
-    from . import server
+    from . import server, workers
 
     def ready(where: Ready) -> None:
         # The browser on this computer is the host's: it opens signed in as host.
@@ -114,7 +114,8 @@ def _main(argv: list[str]) -> int:
         print(start_up_text(where, config, opened), flush=True)
 
     try:
-        return server.run(config, port_explicit=port_explicit, on_ready=ready)
+        serve = workers.run if config.workers > 1 else server.run
+        return serve(config, port_explicit=port_explicit, on_ready=ready)
     except server.StartError as exc:
         return _fail(str(exc))
     except server.AlreadyRunning as first:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import gevent
@@ -21,12 +17,11 @@ import gevent.event
 from gevent.pool import Pool
 
 from . import instance
-from .broker import BrokerUnavailable, open_broker
+from .broker import BrokerUnavailable
 from .config import Config, DataDirError
 from .connections import ChatServer, raise_open_files_limit
 from .i18n import _
-from .network import addresses
-from .startup import host_link
+from .startup import Ready, host_link, ready_text
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -36,10 +31,8 @@ log = logging.getLogger(__name__)
 # How far past the default port to look for a free one.
 _PORT_TRIES = 20
 # A stop ends streams at once; requests still running get this long.
-_STOP_TIMEOUT = 2.0
+STOP_TIMEOUT = 2.0
 # More worker restarts than this within the window means something is wrong for good.
-_RESTART_LIMIT = 5
-_RESTART_WINDOW = 30.0
 
 
 class StartError(RuntimeError):
@@ -102,16 +95,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-@dataclass(frozen=True)
-class Ready:
-    """What the start-up text tells: where the chat is and what serves it."""
-
-    local: str
-    lan: list[str]
-    broker: str
-    workers: int
-    # How many listeners the open-files limit lets it hold (None: no such limit).
-    capacity: int | None = None
+def prepare() -> int | None:
+    """Set up logging and the open-files limit of a serving process; return its capacity."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # The start-up text says which broker is used; the app's own log line would repeat it.
+    logging.getLogger("chatroom.app").setLevel(logging.WARNING)
+    return raise_open_files_limit()
 
 
 def run(
@@ -121,27 +110,21 @@ def run(
 
     ``on_ready`` is called once the chat answers, to tell the user where it is.
     """
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    # The start-up text says which broker is used; the app's own log line would repeat it.
-    logging.getLogger("chatroom.app").setLevel(logging.WARNING)
-    capacity = raise_open_files_limit()
-    if config.workers > 1:
-        return _run_workers(config, port_explicit, on_ready, capacity)
-
+    capacity = prepare()
     owner = _own_data_dir(config, port_explicit)
     try:
         sock = bind(config.host, config.port, port_explicit)
-        app = _create_app(config, sock)
+        app = create_app_on(config, sock)
         chat = app.extensions["chatroom"]
         describe = chat.broker.describe()
-        ready = _ready(config, sock, describe, 1, capacity)
+        ready = ready_text(config, sock, describe, 1, capacity)
 
         def started() -> None:
             if owner is not None:
                 owner.record(ready.local, host_link(ready, config))
             on_ready(ready)
 
-        _serve(sock, app, config, ready=started)
+        serve(sock, app, config, ready=started)
     finally:
         if owner is not None:
             owner.release()
@@ -171,14 +154,7 @@ def _own_data_dir(config: Config, port_explicit: bool) -> instance.Instance | No
     raise AlreadyRunning(*found)
 
 
-def _ready(
-    config: Config, sock: socket.socket, broker: str, workers: int, capacity: int | None
-) -> Ready:
-    local, lan = addresses(config.host, sock.getsockname()[1])
-    return Ready(local, lan, broker, workers, None if capacity is None else capacity * workers)
-
-
-def _create_app(config: Config, sock: socket.socket) -> Flask:
+def create_app_on(config: Config, sock: socket.socket) -> Flask:
     from .app import create_app
 
     try:
@@ -188,7 +164,7 @@ def _create_app(config: Config, sock: socket.socket) -> Flask:
         raise StartError(str(exc)) from None
 
 
-def _serve(
+def serve(
     sock: socket.socket,
     app: Flask,
     config: Config,
@@ -213,7 +189,7 @@ def _serve(
     # that every message answered 201 is stored.
     server.close()
     chat.fanout.close_all()
-    server.stop(timeout=_STOP_TIMEOUT)
+    server.stop(timeout=STOP_TIMEOUT)
     chat.close()
     if ready is not None:
         log.info(_("Stopped."))
@@ -237,112 +213,3 @@ def _stop_when_orphaned(parent: int, stopping: gevent.event.Event) -> None:
         if os.getppid() != parent:
             stopping.set()
         gevent.sleep(1.0)
-
-
-def _run_workers(
-    config: Config, port_explicit: bool, on_ready: Callable[[Ready], None], capacity: int | None
-) -> int:
-    """Fork ``config.workers`` processes that share one listening socket and one Redis."""
-    if config.memory:
-        raise StartError(_(
-            "--workers needs Redis: the in-process broker serves one process. "
-            "Add --redis URL, or leave out --workers."
-        ))
-    config = replace(config, redis_url=config.redis_url or config.default_redis_url)
-    try:
-        probe = open_broker(config)
-    except BrokerUnavailable as exc:
-        raise StartError(_("--workers needs Redis.") + f" {exc}") from None
-    broker = probe.describe()
-    probe.close()
-
-    sock = bind(config.host, config.port, port_explicit)
-    # Must be set before any worker imports prometheus_client: each then writes its
-    # figures to files there, and /metrics on any worker sums them.
-    metrics_dir = tempfile.mkdtemp(prefix="chatroom-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    supervisor = _Supervisor(sock, config)
-    try:
-        for _worker in range(config.workers):
-            supervisor.spawn()
-        on_ready(_ready(config, sock, broker, config.workers, capacity))
-        return supervisor.watch()
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-class _Supervisor:
-    """Starts worker processes, replaces one that dies, and stops them all on a signal."""
-
-    def __init__(self, sock: socket.socket, config: Config) -> None:
-        self._sock = sock
-        self._config = config
-        self._workers: set[int] = set()
-        self._stopping = gevent.event.Event()
-
-    def spawn(self) -> None:
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                app = _create_app(self._config, self._sock)
-                _serve(self._sock, app, self._config, parent=parent)
-            except StartError as exc:
-                print(f"chatroom: {exc}", file=sys.stderr, flush=True)
-                code = 2
-            except BaseException:
-                log.exception("worker %s failed", os.getpid())
-                code = 1
-            finally:
-                os._exit(code)
-        self._workers.add(pid)
-
-    def watch(self) -> int:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            gevent.signal_handler(signum, self._stopping.set)
-        restarts: list[float] = []
-        while not self._stopping.wait(0.2):
-            for pid in list(self._workers):
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if not done:
-                    continue
-                self._workers.discard(pid)
-                _mark_dead(pid)
-                now = time.monotonic()
-                restarts = [t for t in restarts if now - t < _RESTART_WINDOW] + [now]
-                if (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 2) or (
-                    len(restarts) > _RESTART_LIMIT
-                ):
-                    # It cannot start, or keeps dying: restarting would loop forever.
-                    log.error("chatroom: workers keep failing; stopping.")
-                    self._stop_all()
-                    return 1
-                log.warning("worker %s exited (status %s); starting another", pid, status)
-                self.spawn()
-        log.info(_("Stopping…"))
-        self._stop_all()
-        log.info(_("Stopped."))
-        return 0
-
-    def _stop_all(self) -> None:
-        for pid in self._workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_TIMEOUT + 1.5
-        while self._workers and time.monotonic() < deadline:
-            for pid in list(self._workers):
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    self._workers.discard(pid)
-            gevent.sleep(0.05)
-        for pid in self._workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-        self._workers.clear()
-
-
-def _mark_dead(pid: int) -> None:
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(pid)

@@ -5,18 +5,37 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import webbrowser
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from . import __version__
 from .config import Config
 from .i18n import _
+from .network import addresses
 
-if TYPE_CHECKING:
-    from .server import Ready
+
+@dataclass(frozen=True)
+class Ready:
+    """What the start-up text tells: where the chat is and what serves it."""
+
+    local: str
+    lan: list[str]
+    broker: str
+    workers: int
+    # How many listeners the open-files limit lets it hold (None: no such limit).
+    capacity: int | None = None
+
+
+def ready_text(
+    config: Config, sock: socket.socket, broker: str, workers: int, capacity: int | None
+) -> Ready:
+    """Gather what the start-up text tells about a chat listening on ``sock``."""
+    local, lan = addresses(config.host, sock.getsockname()[1])
+    return Ready(local, lan, broker, workers, None if capacity is None else capacity * workers)
 
 
 # What open_browser says when there was no browser to open.

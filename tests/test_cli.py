@@ -137,8 +137,7 @@ def test_every_entry_point_serves_the_same_app(how: str, tmp_path: Path) -> None
 
 def test_the_start_up_text_gives_addresses_and_a_qr_code() -> None:
     from chatroom.config import Config
-    from chatroom.server import Ready
-    from chatroom.startup import start_up_text
+    from chatroom.startup import Ready, start_up_text
 
     text = start_up_text(
         Ready("http://localhost:5000/", ["http://192.168.1.20:5000/"], "the in-process broker", 1),

@@ -111,7 +111,7 @@ def _console(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 START_UP = (
     "-c",
     "from chatroom.config import Config\n"
-    "from chatroom.server import Ready\n"
+    "from chatroom.startup import Ready\n"
     "from chatroom.startup import start_up_text\n"
     "print(start_up_text(Ready('http://localhost:5000/', ['http://192.168.1.5:5000/'],"
     " 'the in-process broker', 1, 900), Config(host_token='t'), ''))\n",
