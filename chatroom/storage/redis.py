@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import functools
 import heapq
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import redis
 
-from ..config import RateLimit
 from ..events import Draft, Event, new_epoch, room_channel
 from . import KEY_TTL, Room, Session, Storage, Unavailable
+from . import redis_scripts as scripts
+from .redis_live import RedisLiveState
 
 _SEQ = "chatroom:seq"
 # The store's life: set when the chat first uses this Redis, and again by the first
@@ -21,175 +21,7 @@ _SEQ = "chatroom:seq"
 # out by a Redis that lost its memory.
 _EPOCH = "chatroom:epoch"
 _ROOMS = "chatroom:rooms"
-_PRESENCE_ROOMS = "chatroom:presence-rooms"
 _SETTINGS = "chatroom:settings"
-
-# One atomic step: the next id (never at or below the floor the caller has seen, so ids
-# do not go backwards when Redis comes back empty), the record in each log it is filed
-# under, the logs trimmed, and, when asked, the record published. Publishing inside the
-# step is what makes every process receive events in id order, whoever posted them.
-# With an idempotency key (ARGV[5] its lifetime in ms), a record already stored under it
-# is returned instead, and nothing is written.
-# The id travels as the text Redis keeps: Lua's numbers print as 1e+14 from 10^14 on.
-_APPEND = """
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  return redis.error_reply('NOEPOCH')
-end
-if ARGV[5] ~= '' then
-  local prior = redis.call('GET', KEYS[3])
-  if prior then
-    return {prior}
-  end
-end
-local id = redis.call('INCR', KEYS[1])
-if id <= tonumber(ARGV[3]) then
-  redis.call('SET', KEYS[1], ARGV[3])
-  redis.call('INCR', KEYS[1])
-end
-local id_text = redis.call('GET', KEYS[1])
-local record = epoch .. '-' .. id_text .. ARGV[1]
-for i = 4, #KEYS do
-  redis.call('ZADD', KEYS[i], id_text, record)
-  redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -tonumber(ARGV[2]) - 1)
-end
-if ARGV[5] ~= '' then
-  redis.call('SET', KEYS[3], record, 'PX', ARGV[5])
-end
-if ARGV[4] ~= '' then
-  redis.call('PUBLISH', ARGV[4], record)
-end
-return {id_text, epoch}
-"""
-
-# Fixed-window counter: the first hit of a window starts its expiry.
-_RATE = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-if count > tonumber(ARGV[1]) then
-  return redis.call('PTTL', KEYS[1])
-end
-return 0
-"""
-
-# Presence: one sorted set per room; members are "<user>\t<process>", scored by the time
-# (ms) the process last promised to renew them by. A user is online while any of their
-# members is live, so several processes and tabs count once.
-_PRESENCE_HAS_USER = """
-local function live_user(key, user, now)
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', key, now, '+inf')) do
-    if string.sub(member, 1, #user + 1) == user .. '\t' then
-      return true
-    end
-  end
-  return false
-end
-"""
-_PRESENCE_ADD = _PRESENCE_HAS_USER + """
-local was_online = live_user(KEYS[1], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1] .. '\t' .. ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[5])
-return was_online and 0 or 1
-"""
-_PRESENCE_REMOVE = _PRESENCE_HAS_USER + """
-redis.call('ZREM', KEYS[1], ARGV[1] .. '\t' .. ARGV[2])
-return live_user(KEYS[1], ARGV[1], ARGV[3]) and 0 or 1
-"""
-_PRESENCE_EXPIRE = _PRESENCE_HAS_USER + """
-local gone = {}
-for _, room in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = KEYS[2] .. room
-  local stale = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. ARGV[1])
-  if #stale > 0 then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[1])
-    for _, member in ipairs(stale) do
-      local user = string.match(member, '^(.*)\t')
-      if user and not live_user(key, user, ARGV[1]) then
-        table.insert(gone, room)
-        table.insert(gone, user)
-      end
-    end
-  end
-end
-return gone
-"""
-
-# Put back what a process knows into a Redis that lost it: ids go on above what it has
-# seen. A Redis that came back empty, or a primary promoted without the last writes (its
-# sequence is behind), starts a new epoch, so that no listener is ever sent an id it saw
-# for another event; a process that finds this done already changes nothing.
-_RESTORE = """
-local behind = (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1])
-if behind then
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-if behind or redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('SET', KEYS[2], ARGV[2])
-end
-return redis.call('GET', KEYS[2])
-"""
-
-_CLAIM = """
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
-  return redis.error_reply('NOEPOCH')
-end
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-"""
-
-# A session: its record, and the name's holder (whom private messages to it reach).
-_START_SESSION = """
-redis.call('HSET', KEYS[1], 'name', ARGV[1], 'key', ARGV[2], 'host', ARGV[3],
-           'started', ARGV[6], 'address', ARGV[7])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('SET', KEYS[2], ARGV[4] .. '\t' .. ARGV[1], 'PX', ARGV[5])
-"""
-
-# Ending a session frees its name and stops private messages reaching it, at once.
-_END_SESSION = """
-local found = redis.call('HMGET', KEYS[1], 'name', 'key', 'host')
-if not found[1] then
-  return false
-end
-redis.call('DEL', KEYS[1])
-local name_key = ARGV[2] .. found[2]
-if redis.call('GET', name_key) == ARGV[1] then
-  redis.call('DEL', name_key)
-end
-local holder_key = ARGV[3] .. found[2]
-local holder = redis.call('GET', holder_key)
-if holder and string.sub(holder, 1, #ARGV[1] + 1) == ARGV[1] .. '\t' then
-  redis.call('DEL', holder_key)
-end
-return found
-"""
-
-_MAKE_HOST = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'host', '1')
-return 1
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
-"""
-
 
 def _log_key(channel: str) -> str:
     return f"chatroom:log:{channel}"
@@ -207,17 +39,12 @@ def _name_key(key: str) -> str:
     return _NAME_PREFIX + key
 
 
-_PRESENCE_PREFIX = "chatroom:presence:"
 T = TypeVar("T")
 
 
 def _room(name: str, value: bytes) -> Room:
     created_by, _, creator = value.decode().partition("\t")
     return Room(name, created_by or None, creator or None)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _ms(seconds: float) -> int:
@@ -243,25 +70,22 @@ def _translating(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-class RedisStorage(Storage):
+class RedisStorage(RedisLiveState, Storage):
     """History as one sorted set per channel, scored by id; rooms in a hash; names as keys."""
 
     def __init__(self, client: redis.Redis, history: int, replicas: int = 0) -> None:
         self._redis = client
         self._history = history
         self._replicas = replicas
-        self._append = client.register_script(_APPEND)
-        self._restore = client.register_script(_RESTORE)
-        self._claim = client.register_script(_CLAIM)
-        self._release = client.register_script(_RELEASE)
-        self._renew = client.register_script(_RENEW)
-        self._start_session = client.register_script(_START_SESSION)
-        self._end_session = client.register_script(_END_SESSION)
-        self._make_host = client.register_script(_MAKE_HOST)
-        self._rate = client.register_script(_RATE)
-        self._presence_add = client.register_script(_PRESENCE_ADD)
-        self._presence_remove = client.register_script(_PRESENCE_REMOVE)
-        self._presence_expire = client.register_script(_PRESENCE_EXPIRE)
+        RedisLiveState.__init__(self, client)
+        self._append = client.register_script(scripts.APPEND)
+        self._restore = client.register_script(scripts.RESTORE)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._release = client.register_script(scripts.RELEASE)
+        self._renew = client.register_script(scripts.RENEW)
+        self._start_session = client.register_script(scripts.START_SESSION)
+        self._end_session = client.register_script(scripts.END_SESSION)
+        self._make_host = client.register_script(scripts.MAKE_HOST)
         self.ensure_general()
         self._redis.set(_EPOCH, new_epoch(), nx=True)
 
@@ -421,61 +245,12 @@ class RedisStorage(Storage):
         session, _, name = holder.decode().partition("\t")
         return name, session
 
-    def rate_hit(self, key: str, limit: RateLimit) -> float:
-        window_ms = max(1, int(limit.seconds * 1000))
-        wait_ms = self._rate(keys=[f"chatroom:rate:{key}"], args=[limit.count, window_ms])
-        return max(0.0, int(wait_ms) / 1000)
-
-    def presence_add(self, room: str, user: str, process: str, ttl: float) -> bool:
-        now = _now_ms()
-        return bool(self._presence_add(
-            keys=[_PRESENCE_PREFIX + room, _PRESENCE_ROOMS],
-            args=[user, process, now, now + int(ttl * 1000), room],
-        ))
-
-    def presence_remove(self, room: str, user: str, process: str) -> bool:
-        return bool(self._presence_remove(
-            keys=[_PRESENCE_PREFIX + room], args=[user, process, _now_ms()]
-        ))
-
-    def presence_refresh(
-        self, entries: Iterable[tuple[str, str]], process: str, ttl: float
-    ) -> None:
-        until = _now_ms() + int(ttl * 1000)
-        pipe = self._redis.pipeline(transaction=False)
-        for room, user in entries:
-            # ZADD, not an update: after Redis restarts empty this puts everyone back.
-            pipe.zadd(_PRESENCE_PREFIX + room, {f"{user}\t{process}": until})
-            pipe.sadd(_PRESENCE_ROOMS, room)
-        pipe.execute()
-
-    def presence_expire(self) -> list[tuple[str, str]]:
-        flat = self._presence_expire(keys=[_PRESENCE_ROOMS, _PRESENCE_PREFIX], args=[_now_ms()])
-        return [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
-
-    def online(self, room: str) -> list[str]:
-        return self.online_counts_and_names([room])[room]
-
-    def online_counts(self, rooms: Iterable[str]) -> dict[str, int]:
-        return {room: len(names) for room, names in self.online_counts_and_names(rooms).items()}
-
-    def online_counts_and_names(self, rooms: Iterable[str]) -> dict[str, list[str]]:
-        """Return who is online in each of ``rooms``, in one round trip."""
-        rooms = list(rooms)
-        pipe = self._redis.pipeline(transaction=False)
-        now = _now_ms()
-        for room in rooms:
-            pipe.zrangebyscore(_PRESENCE_PREFIX + room, now, "+inf")
-        result = {}
-        for room, members in zip(rooms, pipe.execute(), strict=True):
-            result[room] = sorted({m.decode().rsplit("\t", 1)[0] for m in members})
-        return result
-
     def close(self) -> None:
         self._redis.close()
 
 
 # Every method answers an outage with Unavailable.
-for _name, _method in list(vars(RedisStorage).items()):
-    if not _name.startswith("__") and callable(_method):
-        setattr(RedisStorage, _name, _translating(_method))
+for _class in (RedisStorage, RedisLiveState):
+    for _name, _method in list(vars(_class).items()):
+        if not _name.startswith("__") and callable(_method):
+            setattr(_class, _name, _translating(_method))

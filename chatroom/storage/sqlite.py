@@ -1,80 +1,24 @@
 """Storage in an embedded SQLite file: the in-process mode's memory across restarts.
 
 Only one process uses it (the in-process broker has one), so what need not outlive the
-process, who is online and rate-limit counters, stays in plain dictionaries.
+process, who is online and rate-limit counters, stays in plain dictionaries
+(:mod:`.process_state`).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import DataDirError, RateLimit
 from ..events import Draft, Event, new_epoch, room_channel
-from ..i18n import _
 from . import KEY_TTL, Room, Session, Storage, StorageFailed
+from .process_state import ProcessState
+from .sqlite_file import open_file
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: an id is never given twice
-    channel TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_channel ON events (channel, id);
-CREATE TABLE IF NOT EXISTS rooms (
-    name TEXT PRIMARY KEY,
-    created_by TEXT,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS filed (
-    channel TEXT NOT NULL,
-    id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
-    PRIMARY KEY (channel, id)
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    host INTEGER NOT NULL DEFAULT 0,
-    started INTEGER NOT NULL DEFAULT 0,
-    address TEXT NOT NULL DEFAULT '',
-    expires REAL NOT NULL
-);
--- Room settings, mutes, bans and the chat's own settings: small values by key.
-CREATE TABLE IF NOT EXISTS settings (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
--- The latest login under each name key: private messages to that name reach it.
-CREATE TABLE IF NOT EXISTS holders (
-    key TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    session TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS names (
-    key TEXT PRIMARY KEY,
-    session TEXT NOT NULL,
-    expires REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS posted (
-    key TEXT PRIMARY KEY,
-    id INTEGER NOT NULL,
-    channel TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    body TEXT NOT NULL,
-    expires REAL NOT NULL
-);
-"""
 T = TypeVar("T")
 
 # Trimming a channel costs a query, so it runs once per this many appends to it.
@@ -99,47 +43,13 @@ def _translating(method: Callable[..., T], writes: bool) -> Callable[..., T]:
     return wrapper
 
 
-def _open(path: Path) -> sqlite3.Connection:
-    try:
-        # Created readable by this user only: it holds private messages. SQLite gives its
-        # -wal and -shm files the same mode.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        # WAL with synchronous=NORMAL: a committed message survives the process being
-        # killed, at a fraction of the cost of a full fsync per message.
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.executescript(_SCHEMA)
-        if "creator" not in {row[1] for row in db.execute("PRAGMA table_info(rooms)")}:
-            db.execute("ALTER TABLE rooms ADD COLUMN creator TEXT")  # files made before it
-    except PermissionError:
-        raise DataDirError(_(
-            "Cannot open the history file {path}: permission denied. Make the folder"
-            " writable for this user, or choose another with --data-dir."
-        ).format(path=path)) from None
-    except sqlite3.DatabaseError as exc:
-        raise DataDirError(_(
-            "The history file {path} cannot be used ({reason}). Move it out of the way"
-            " (the chat then starts with an empty history) or restore it from a backup."
-        ).format(path=path, reason=exc)) from None
-    except OSError as exc:
-        raise DataDirError(_(
-            "Cannot open the history file {path} ({reason}). Choose another folder"
-            " with --data-dir."
-        ).format(path=path, reason=exc.strerror)) from None
-    return db
-
-
-class SqliteStorage(Storage):
+class SqliteStorage(ProcessState, Storage):
     """One SQLite connection, used by one process (gevent runs every greenlet on one thread)."""
 
     def __init__(self, path: Path, history: int) -> None:
         self._path = path
         self._failure: str | None = None
-        self._db = _open(path)
+        self._db = open_file(path)
         self._history = history
         # Drawn when the file is created: a new file is a new life of the event log.
         self._db.execute(
@@ -148,12 +58,7 @@ class SqliteStorage(Storage):
         self.epoch = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
         self._appends: dict[str, int] = {}
         self._keyed = 0
-        # key -> (start of its window, count in it, the window's length)
-        self._rates: dict[str, tuple[float, int, float]] = {}
-        # room -> user -> the processes through which the user is online (here, one).
-        self._online: defaultdict[str, defaultdict[str, set[str]]] = defaultdict(
-            lambda: defaultdict(set)
-        )
+        ProcessState.__init__(self)
         self.ensure_general()
 
     @property
@@ -355,42 +260,6 @@ class SqliteStorage(Storage):
             "SELECT name, session FROM holders WHERE key = ?", (key,)
         ).fetchone()
         return (row[0], row[1]) if row else None
-
-    def rate_hit(self, key: str, limit: RateLimit) -> float:
-        now = time.monotonic()
-        start, count, _window = self._rates.get(key, (now, 0, limit.seconds))
-        if now - start >= limit.seconds:
-            start, count = now, 0
-        if count >= limit.count:
-            return max(0.001, start + limit.seconds - now)
-        self._rates[key] = (start, count + 1, limit.seconds)
-        if len(self._rates) > 10_000:  # forget windows that ended
-            self._rates = {k: v for k, v in self._rates.items() if now - v[0] < v[2]}
-        return 0.0
-
-    def presence_add(self, room: str, user: str, process: str, ttl: float) -> bool:
-        processes = self._online[room][user]
-        processes.add(process)
-        return len(processes) == 1
-
-    def presence_remove(self, room: str, user: str, process: str) -> bool:
-        users = self._online[room]
-        users[user].discard(process)
-        if users[user]:
-            return False
-        del users[user]
-        return True
-
-    def presence_refresh(
-        self, entries: Iterable[tuple[str, str]], process: str, ttl: float
-    ) -> None:
-        pass  # a single process never stops renewing without stopping altogether
-
-    def presence_expire(self) -> list[tuple[str, str]]:
-        return []
-
-    def online(self, room: str) -> list[str]:
-        return sorted(self._online[room]) if room in self._online else []
 
     def close(self) -> None:
         self._db.close()
