@@ -180,6 +180,11 @@ class SSEStream:
                 raise AssertionError(f"stream closed; frames so far: {self.frames[-5:]}")
         return self.frames
 
+    def ready(self, timeout: float = 10.0) -> SSEStream:
+        """Wait for the presence snapshot, the first event: the stream is then followed."""
+        self.wait_for(lambda fs: any(f.event == "presence" for f in fs), timeout)
+        return self
+
     def messages(self, kind: str = "message") -> list[dict]:
         """Return the data of every frame of ``kind`` received so far."""
         return [f.json() for f in self.frames if f.event == kind]

@@ -95,7 +95,7 @@ def test_double_click_chat_and_history(executable: Path, home: Path) -> None:
     session = requests.Session()
     assert session.post(base + "/login", json={"username": "teacher"}, timeout=5).ok
     with SSEStream(base + "/stream") as stream:
-        stream.read_for(0.2)
+        stream.ready()
         sent = session.post(base + "/api/rooms/general/messages", json={"text": "hello class"},
                             timeout=5).json()
         assert stream.wait_messages(1) == [sent]

@@ -30,8 +30,8 @@ def test_metrics_follow_the_chat(start_server, mode, unique) -> None:
         assert name in start, name
     ana = server.visitor(unique("ana"))
     with server.stream() as one, server.stream() as two:
-        one.read_for(0.1)
-        two.read_for(0.1)
+        one.ready()
+        two.ready()
         assert scrape(server)["chatroom_listeners"] == 2
         for i in range(3):
             ana.say(f"m{i}")

@@ -28,7 +28,7 @@ def test_a_redis_outage_is_survived_and_recovered(start_server, own_redis, uniqu
     server = start_server("redis", redis=own_redis, env={"CHATROOM_KEEPALIVE": "0.5"})
     ana = server.visitor(unique("ana"))
     with server.stream() as listener:
-        listener.read_for(0.2)
+        listener.ready()
         before = ana.say("before the outage")
         listener.wait_messages(1)
         clients_before = _clients(own_redis)

@@ -35,7 +35,7 @@ def test_ids_keep_increasing_across_a_restart(server: ChatServer, unique) -> Non
 def test_replay_across_a_restart_is_exact(server: ChatServer, unique) -> None:
     visitor = server.visitor(unique("rx"))
     with server.stream() as stream:
-        stream.read_for(0.2)
+        stream.ready()
         visitor.say("seen")
         stream.wait_messages(1)
         last_id = stream.last_id()
@@ -52,7 +52,7 @@ def test_replay_across_a_restart_is_exact(server: ChatServer, unique) -> None:
 def test_a_stop_ends_open_streams_and_exits_quickly(server: ChatServer) -> None:
     streams = [server.stream() for _ in range(5)]
     for stream in streams:
-        stream.read_for(0.05)
+        stream.ready()
     took = server.stop()
     assert took < 5
     for stream in streams:

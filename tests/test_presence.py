@@ -34,7 +34,7 @@ def test_join_and_leave_reach_others_and_counts_follow(start_server, mode, uniqu
     watcher = server.visitor(unique("wat"))
     ana = server.visitor(unique("ana"))
     with watcher.stream() as watching:
-        watching.read_for(0.3)
+        watching.ready()
         with ana.stream():
             joined = _wait_for_user(watching, "join", ana.name)
             assert joined["room"] == "general"
@@ -69,14 +69,14 @@ def test_a_reload_announces_nothing(start_server, mode, unique) -> None:
 def test_several_tabs_count_once(server: ChatServer, unique) -> None:
     ana = server.visitor(unique("ana"))
     with ana.stream(), ana.stream(), ana.stream() as third:
-        third.read_for(0.3)
+        third.ready()
         online = ana.request("GET", "/api/rooms/general/presence").json()["online"]
     assert online == [ana.name]
 
 
 def test_anonymous_listeners_are_not_online(server: ChatServer) -> None:
     with server.stream() as stream:
-        stream.read_for(0.3)
+        stream.ready()
         assert server.visitor().request("GET", "/api/rooms/general/presence").json() == {
             "room": "general", "online": []}
         assert server.health()["listeners"] == 1
@@ -92,7 +92,7 @@ def test_presence_is_shared_by_processes_on_one_redis(start_server, unique) -> N
     ana = first.visitor(unique("ana"))
     bo = second.visitor(unique("bo"))
     with bo.stream() as on_second:
-        on_second.read_for(0.3)
+        on_second.ready()
         with ana.stream() as on_first:
             _wait_for_user(on_second, "join", ana.name)
             online = second.visitor().request("GET", "/api/rooms/general/presence").json()

@@ -10,7 +10,7 @@ def test_both_parties_and_all_their_tabs_receive_it(server: ChatServer, unique) 
     with ana.stream() as ana_tab, bo.stream() as bo_tab1, bo.stream() as bo_tab2, \
             cy.stream() as outsider:
         for stream in (ana_tab, bo_tab1, bo_tab2, outsider):
-            stream.read_for(0.1)
+            stream.ready()
         answer = ana.request("POST", f"/api/users/{bo.name}/messages", json={"text": "psst"})
         assert answer.status_code == 201
         sent = answer.json()
@@ -62,6 +62,6 @@ def test_private_messages_cross_processes(start_server, unique) -> None:
     first, second = start_server("redis"), start_server("redis")
     ana, bo = first.visitor(unique("ana")), second.visitor(unique("bo"))
     with bo.stream() as stream:
-        stream.read_for(0.2)
+        stream.ready()
         sent = ana.request("POST", f"/api/users/{bo.name}/messages", json={"text": "x"}).json()
         assert stream.wait_messages(1, kind="dm") == [sent]

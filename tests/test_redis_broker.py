@@ -20,7 +20,7 @@ def test_one_subscription_per_process_whatever_the_listeners(
     streams = [server.stream() for _ in range(40)]
     try:
         for stream in streams:
-            stream.read_for(0.02)
+            stream.ready()
         assert server.health()["listeners"] == 40
         assert _subscriptions(redis_server) == 1
         visitor = server.visitor(unique("sub"))
@@ -36,7 +36,7 @@ def test_a_malformed_payload_is_skipped(start_server, redis_server: RedisServer,
     server: ChatServer = start_server("redis")
     visitor = server.visitor(unique("mf"))
     with server.stream() as stream:
-        stream.read_for(0.2)
+        stream.ready()
         redis.Redis.from_url(redis_server.url).publish("chatroom:events", b"\xffnot a record")
         visitor.say("after the garbage")
         assert stream.wait_messages(1)[0]["text"] == "after the garbage"

@@ -58,8 +58,8 @@ def test_closing_tells_everyone_and_moves_listeners_to_general(server: ChatServe
     name = unique("closing")
     owner.create_room(name)
     with owner.stream(f"room={name}") as in_room, server.stream() as elsewhere:
-        in_room.read_for(0.2)
-        elsewhere.read_for(0.2)
+        in_room.ready()
+        elsewhere.ready()
         owner.request("DELETE", f"/api/rooms/{name}")
         for stream in (in_room, elsewhere):
             closed = stream.wait_messages(1, kind="room_closed")
@@ -72,7 +72,7 @@ def test_closing_tells_everyone_and_moves_listeners_to_general(server: ChatServe
 def test_every_stream_hears_of_new_rooms(server: ChatServer, unique) -> None:
     creator = server.visitor(unique("cr"))
     with server.stream() as stream:
-        stream.read_for(0.2)
+        stream.ready()
         name = unique("new")
         creator.create_room(name)
         created = stream.wait_messages(1, kind="room_created")

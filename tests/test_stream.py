@@ -25,7 +25,7 @@ def test_headers_and_retry_arrive_at_once(server: ChatServer) -> None:
 def test_no_room_means_general(server: ChatServer, unique) -> None:
     visitor = server.visitor(unique("gn"))
     with server.stream() as stream:
-        stream.read_for(0.2)
+        stream.ready()
         visitor.say("to general")
         assert stream.wait_messages(1)[0]["text"] == "to general"
 
@@ -33,7 +33,7 @@ def test_no_room_means_general(server: ChatServer, unique) -> None:
 def test_message_frames_carry_ids_and_the_message(server: ChatServer, unique) -> None:
     visitor = server.visitor(unique("fr"))
     with visitor.stream("room=general") as stream:
-        stream.read_for(0.2)
+        stream.ready()
         sent = visitor.say("framed")
         stream.wait_messages(1)
     frame = next(f for f in stream.frames if f.event == "message")
@@ -46,7 +46,7 @@ def test_no_text_can_forge_a_frame(server: ChatServer, unique) -> None:
     visitor = server.visitor(unique("fg"))
     evil = "x\n\nid: 999999\nevent: room_closed\ndata: {\"room\":\"general\"}\r\n\r\ndata: y\rz"
     with server.stream() as stream:
-        stream.read_for(0.2)
+        stream.ready()
         visitor.say(evil)
         visitor.say("next")
         stream.wait_messages(2)
@@ -67,7 +67,7 @@ def test_a_stream_follows_several_rooms(server: ChatServer, unique) -> None:
     for room in (a, b, c):
         visitor.create_room(room)
     with server.stream(f"room={a}&room={b}") as stream:
-        stream.read_for(0.2)
+        stream.ready()
         for room in (a, c, b):
             visitor.say(f"in {room}", room=room)
         received = stream.wait_messages(2)
@@ -85,7 +85,7 @@ def test_unknown_rooms_are_refused(server: ChatServer) -> None:
 def test_replay_sends_exactly_the_missed_events(server: ChatServer, unique) -> None:
     visitor = server.visitor(unique("rp"))
     with server.stream() as first:
-        first.read_for(0.2)
+        first.ready()
         for i in range(5):
             visitor.say(f"before {i}")
         first.wait_messages(5)
@@ -197,7 +197,7 @@ def test_a_slow_listener_is_dropped_and_others_get_everything(start_server, mode
     # The slow one never reads: its socket buffers fill, then its 50-event buffer.
     slow = server.stream(rcvbuf=4096)
     with server.stream() as fast:
-        fast.read_for(0.2)
+        fast.ready()
         assert server.health()["listeners"] == 2
         count = 0
         deadline = time.monotonic() + 60
@@ -219,7 +219,7 @@ def test_closed_connections_are_cleaned_up(start_server, mode) -> None:
     server = start_server(mode, env={"CHATROOM_KEEPALIVE": "0.2"})
     streams = [server.stream() for _ in range(20)]
     for stream in streams:
-        stream.read_for(0.05)
+        stream.ready()
     assert server.health()["listeners"] == 20
     for stream in streams:
         stream.close()
