@@ -62,7 +62,10 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         fanout.deliver, lambda after: fanout.resync(broker.storage, after), chat.names.held
     )
     app.extensions["chatroom"] = chat
-    app.extensions["chatroom.metrics"] = metrics.Sync(chat)
+    sync = app.extensions["chatroom.metrics"] = metrics.Sync(chat)
+    # With several workers, each copies its counters to the shared files every second
+    # (a scrape reaches one worker); alone, the scrape itself copies them.
+    chat.stats.start(*([sync] if metrics.multiprocess_dir() else []))
 
     errors.init_app(app)
     guards.init_app(app, config)

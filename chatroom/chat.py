@@ -46,4 +46,5 @@ class Chat:
         """Stop background work and release the broker, once the fan-out has ended the streams."""
         self.names.stop()
         self.presence.stop()
+        self.stats.stop()
         self.broker.close()

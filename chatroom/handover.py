@@ -68,15 +68,18 @@ class SocketWriter:
     costs a greenlet).
     """
 
-    __slots__ = ("_backlog", "_chunked", "_lost", "_sender", "_sock", "_watcher", "closed",
-                 "last_write")
+    __slots__ = ("_backlog", "_chunked", "_lost", "_sock", "_watcher", "closed", "last_write",
+                 "sender")
 
     def __init__(self, sock: Any, chunked: bool, loop: Any, lost: Lost) -> None:
         self._sock = sock
         self._chunked = chunked
         self._lost = lost
-        self._backlog: list[bytes] = []  # framed bytes the socket has not taken yet
-        self._sender: gevent.Greenlet | None = None
+        # Framed bytes the socket has not taken yet (a list only while there are some: a
+        # waiting stream should cost as little as possible).
+        self._backlog: list[bytes] | None = None
+        # The greenlet finishing a blocked write, while there is one.
+        self.sender: gevent.Greenlet | None = None
         self.closed = False
         self.last_write = time.monotonic()
         # A client that closes its connection (a tab closed) makes its socket readable.
@@ -86,14 +89,14 @@ class SocketWriter:
     @property
     def waiting(self) -> int:
         """How many writes wait for a client that is not taking data (0: none)."""
-        return len(self._backlog) + (self._sender is not None)
+        return len(self._backlog) + 1 if self.sender is not None else 0
 
     def write(self, data: bytes) -> None:
         """Send ``data`` as one chunk: now, as far as the socket takes it, the rest later."""
         if self._chunked:
             data = b"%x\r\n%s\r\n" % (len(data), data)
-        if self._sender is not None:
-            self._backlog.append(data)
+        if self.sender is not None:
+            self._backlog.append(data)  # the sender writes it after what it has
             return
         try:
             sent = self._sock.send(data, 0, 0.0)  # timeout 0: never wait
@@ -104,8 +107,8 @@ class SocketWriter:
             return
         self.last_write = time.monotonic()
         if sent < len(data):
-            self._backlog.append(data[sent:])
-            self._sender = gevent.spawn(self._send_backlog)
+            self._backlog = [data[sent:]]
+            self.sender = gevent.spawn(self._send_backlog)
 
     def _send_backlog(self) -> None:
         try:
@@ -117,7 +120,8 @@ class SocketWriter:
         except OSError as exc:
             self._lost(exc, True)
         finally:
-            self._sender = None
+            self.sender = None
+            self._backlog = None
 
     def _readable(self) -> None:
         # The watcher is level-triggered: left running, it would fire again on every turn
@@ -151,7 +155,7 @@ class SocketWriter:
         if goodbye and self._chunked and not self.waiting:
             with contextlib.suppress(OSError):
                 self._sock.send(LAST_CHUNK, 0, 0.0)
-        if self._sender is not None and self._sender is not gevent.getcurrent():
-            self._sender.kill(block=False)
+        if self.sender is not None and self.sender is not gevent.getcurrent():
+            self.sender.kill(block=False)
         self._watcher.stop()
         self._sock.close()

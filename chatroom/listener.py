@@ -103,7 +103,11 @@ class Listener:
                 self._signal.set()
             self.queued.append((event_id, frame))
             return True
-        if len(self.unflushed) + writer.waiting >= self.limit:
+        # The common case first: nothing waits in the writer (no property call).
+        if writer.sender is None:
+            if len(self.unflushed) >= self.limit:
+                return False
+        elif len(self.unflushed) + writer.waiting >= self.limit:
             return False
         if not self.unflushed:
             self._dirty.append(self)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-import gevent
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -50,8 +49,6 @@ class Sync:
     def __init__(self, chat: Chat) -> None:
         self._chat = chat
         self._seen = {"deliveries": 0, "dropped": 0, "reconnects": 0}
-        if multiprocess_dir():
-            gevent.spawn(self._forever)
 
     def __call__(self) -> None:
         fanout, broker = self._chat.fanout, self._chat.broker
@@ -64,12 +61,6 @@ class Sync:
             if value > self._seen[name]:
                 metric.inc(value - self._seen[name])
                 self._seen[name] = value
-
-    def _forever(self) -> None:
-        while True:
-            gevent.sleep(1.0)
-            self()
-
 
 def render() -> bytes:
     """Return every metric in Prometheus text format, summed over workers."""

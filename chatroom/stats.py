@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -9,6 +10,7 @@ import gevent
 if TYPE_CHECKING:
     from .broker import Broker
     from .fanout import Fanout
+
 
 def _percentile(values: list[float], share: float) -> float | None:
     if not values:
@@ -25,11 +27,20 @@ class LiveStats:
         self._broker = broker
         self._rates = {"events": 0.0, "deliveries": 0.0}
         self._sampler: gevent.Greenlet | None = None
+        self._also: tuple[Callable[[], None], ...] = ()
+
+    def start(self, *also: Callable[[], None]) -> None:
+        """Sample every second, and call each of ``also`` then too (the one sampling loop)."""
+        self._also = also
+        self._sampler = gevent.spawn(self._sample_forever)
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        if self._sampler is not None:
+            self._sampler.kill(block=False)
 
     def snapshot(self) -> dict[str, Any]:
         """Return the figures the stats page shows."""
-        if self._sampler is None:
-            self._sampler = gevent.spawn(self._sample_forever)
         samples = list(self._fanout.fanout_seconds)
         p50, p99 = _percentile(samples, 0.5), _percentile(samples, 0.99)
         return {
@@ -52,3 +63,5 @@ class LiveStats:
             now = {"events": fanout.events, "deliveries": fanout.deliveries}
             self._rates = {name: float(now[name] - last[name]) for name in now}
             last = now
+            for sample in self._also:
+                sample()
