@@ -19,6 +19,7 @@ from .current import page_language
 from .fanout import Fanout
 from .identity import NameHolds, Sessions
 from .presence import Presence
+from .renewal import Renewal
 from .stats import LiveStats
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,12 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     broker = open_broker(config)
     fanout = Fanout(config.keepalive)
     names = NameHolds(broker.storage, config.name_hold)
+    presence = Presence(broker)
     chat = Chat(
         config, broker, fanout, names, Sessions(broker.storage, names, broker.announce),
-        Presence(broker), LiveStats(fanout, broker),
+        presence, LiveStats(fanout, broker), Renewal(names.renew, presence.renew),
     )
+    chat.renewal.start()
     broker.start(
         fanout.deliver, lambda after: fanout.resync(broker.storage, after), chat.names.held
     )

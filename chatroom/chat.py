@@ -11,13 +11,15 @@ from .events import Draft, Event
 from .fanout import Fanout
 from .identity import NameHolds, Sessions
 from .presence import Presence
+from .renewal import Renewal
 from .stats import LiveStats
 from .storage import Storage
 
 
 @dataclass
 class Chat:
-    """Settings, broker (with its storage), fan-out, names, sessions, presence, stats."""
+    """Settings, broker (with its storage), fan-out, names, sessions, presence, stats, and
+    the loop that renews names and presence."""
 
     config: Config
     broker: Broker
@@ -26,6 +28,7 @@ class Chat:
     sessions: Sessions
     presence: Presence
     stats: LiveStats
+    renewal: Renewal
 
     @property
     def storage(self) -> Storage:
@@ -44,7 +47,7 @@ class Chat:
 
     def close(self) -> None:
         """Stop background work and release the broker, once the fan-out has ended the streams."""
-        self.names.stop()
+        self.renewal.stop()
         self.presence.stop()
         self.stats.stop()
         self.broker.close()

@@ -17,16 +17,14 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass
 
-import gevent
 from flask import current_app, g, session
 
 from .errors import ApiError
 from .events import SESSIONS_CHANNEL, Event, now_ms
-from .storage import Session, Storage
+from .renewal import RENEW_EVERY
+from .storage import Session, Storage, Unavailable
 from .validation import name_key
 
-# How often open streams renew their names' holds, and the slack added to cover the gap.
-_RENEW_EVERY = 10.0
 # A session unused for this long ends by itself (the cookie would outlive it).
 SESSION_TTL = 30 * 24 * 3600.0
 
@@ -76,11 +74,10 @@ class NameHolds:
         self._open: Counter[tuple[str, str]] = Counter()
         # The session of each open entry, to put back into a Redis that lost it.
         self._sessions: dict[tuple[str, str], Session] = {}
-        self._renewer: gevent.Greenlet | None = None
 
     def claim(self, user: User) -> bool:
         """Hold ``user.name`` for its session; False if another online session holds it."""
-        return self._storage.claim_name(user.key, user.session, self._hold + _RENEW_EVERY)
+        return self._storage.claim_name(user.key, user.session, self._hold + RENEW_EVERY)
 
     def confirm(self, user: User) -> None:
         """Renew the hold before acting as ``user``; answer 409 if someone else took the name."""
@@ -95,8 +92,6 @@ class NameHolds:
         """Keep the name held while this stream stays open."""
         self._open[(user.key, user.session)] += 1
         self._sessions[(user.key, user.session)] = Session(user.session, user.name, user.host)
-        if self._renewer is None:
-            self._renewer = gevent.spawn(self._renew_forever)
 
     def stream_closed(self, user: User) -> None:
         """Start the name's countdown once its session has no stream open here."""
@@ -118,19 +113,13 @@ class NameHolds:
         """Return the (name key, session) of every open stream of this process."""
         return [(key, self._sessions[(key, sid)]) for key, sid in self._open]
 
-    def stop(self) -> None:
-        """Stop renewing (the server is stopping)."""
-        if self._renewer is not None:
-            self._renewer.kill(block=False)
-
-    def _renew_forever(self) -> None:
-        while True:
-            gevent.sleep(_RENEW_EVERY)
-            for key, sid in list(self._open):
-                try:
-                    self._storage.renew_name(key, sid, self._hold + _RENEW_EVERY)
-                except Exception:  # a broker outage: try again next round
-                    break
+    def renew(self) -> None:
+        """Renew the hold of every name with a stream open here (one round)."""
+        for key, sid in list(self._open):
+            try:
+                self._storage.renew_name(key, sid, self._hold + RENEW_EVERY)
+            except Unavailable:
+                return  # a broker outage: the next round tries again
 
 
 class Sessions:

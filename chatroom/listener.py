@@ -59,8 +59,7 @@ class Listener:
         # After it: frames for the fan-out's next flush.
         self.unflushed: list[bytes] = []
         self.closed = False
-        # The last id a replay sent: the same event arriving live later is skipped. (With
-        # Redis, an event can reach this process after a replay already read it from storage.)
+        # The last id a replay sent (see replayed_up_to).
         self.floor = 0
         self.greenlet: gevent.Greenlet | None = gevent.getcurrent()
         self._signal = Signal()
@@ -84,6 +83,16 @@ class Listener:
         if self.queued:
             frames, self.queued = self.queued, []
             self.writer.write(b"".join(frame for _, frame in frames))
+
+    def replayed_up_to(self, last_id: int) -> None:
+        """A replay sent every event up to ``last_id``: none of them goes out again.
+
+        Live events that arrived while the replay read storage are among them, and with
+        Redis an event can reach this process after a replay already read it: the stream
+        skips both, here and only here.
+        """
+        self.floor = last_id
+        self.queued = [(i, frame) for i, frame in self.queued if i is None or i > last_id]
 
     def push(self, event: Event) -> bool:
         """Queue ``event``; return False if the buffer is full (the fan-out then cuts it)."""

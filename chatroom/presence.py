@@ -9,7 +9,6 @@ those users' leave.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -20,13 +19,10 @@ from .broker import Broker
 from .events import Event, presence_channel
 from .storage import Unavailable
 
-log = logging.getLogger(__name__)
-
 # Seconds a user stays online after their last stream closed (a reload, a reconnect).
 GRACE = 5.0
 # Seconds an entry lives in storage unless its process renews it, and how often it does.
 TTL = 30.0
-RENEW_EVERY = 10.0
 
 
 class Presence:
@@ -39,12 +35,9 @@ class Presence:
         self._grace = grace
         self._local: Counter[tuple[str, str]] = Counter()
         self._leaving: dict[tuple[str, str], gevent.Greenlet] = {}
-        self._renewer: gevent.Greenlet | None = None
 
     def connected(self, rooms: Iterable[str], user: str) -> None:
         """A stream of ``user`` opened on ``rooms``: announce a join where they were offline."""
-        if self._renewer is None:
-            self._renewer = gevent.spawn(self._renew_forever)
         for room in rooms:
             entry = (room, user)
             self._local[entry] += 1
@@ -73,10 +66,9 @@ class Presence:
         )
 
     def stop(self) -> None:
-        """Stop renewing; this process's entries then expire from storage by themselves."""
-        for greenlet in [self._renewer, *self._leaving.values()]:
-            if greenlet is not None:
-                greenlet.kill(block=False)
+        """Stop the leaves under way; this process's entries expire from storage by themselves."""
+        for greenlet in self._leaving.values():
+            greenlet.kill(block=False)
 
     def _leave(self, entry: tuple[str, str]) -> None:
         self._leaving.pop(entry, None)
@@ -95,16 +87,13 @@ class Presence:
             Event.ephemeral(presence_channel(room), kind, room=room, user=user, online=online)
         )
 
-    def _renew_forever(self) -> None:
-        while True:
-            gevent.sleep(RENEW_EVERY)
-            try:
-                held = [*self._local, *self._leaving]
-                if held:
-                    self._storage.presence_refresh(held, self.process, TTL)
-                for room, user in self._storage.presence_expire():
-                    self._announce("leave", room, user)
-            except Unavailable:
-                continue  # Redis is away: the broker reconnects, the next round renews
-            except Exception:
-                log.exception("renewing presence failed")
+    def renew(self) -> None:
+        """Renew this process's entries, and announce who left with a process that died."""
+        try:
+            held = [*self._local, *self._leaving]
+            if held:
+                self._storage.presence_refresh(held, self.process, TTL)
+            for room, user in self._storage.presence_expire():
+                self._announce("leave", room, user)
+        except Unavailable:
+            pass  # Redis is away: the broker reconnects, the next round renews

@@ -162,7 +162,9 @@ def test_a_listener_is_bounded_before_and_after_the_hand_over() -> None:
 
 def test_a_listener_skips_what_its_replay_sent() -> None:
     listener = Listener({"room:general"}, None, limit=10)
-    listener.floor = 5
-    listener.push(event(5))
+    listener.push(event(4))  # arrived live while the replay read storage
     listener.push(event(6))
-    assert [i for i, _ in listener.take(0)] == [6]
+    listener.replayed_up_to(5)
+    listener.push(event(5))  # arrived late through Redis, replayed already
+    listener.push(event(7))
+    assert [i for i, _ in listener.take(0)] == [6, 7]

@@ -119,14 +119,12 @@ def _frames(
             snapshot.frame for snapshot in others
         )
         if last_id is not None:
-            listener.floor = yield from _replay(chat, logged, last_id)
-            # Live events that arrived while replaying may have been replayed already.
+            listener.replayed_up_to((yield from _replay(chat, logged, last_id)))
             batch = listener.take(0)
             if batch is None:
                 return
-            fresh = [frame for i, frame in batch if i is None or i > listener.floor]
-            if fresh:
-                yield b"".join(fresh)
+            if batch:
+                yield b"".join(frame for _, frame in batch)
             if listener.closed:
                 return
         sock = request_socket(environ)
