@@ -25,7 +25,7 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import sse
@@ -113,17 +113,24 @@ class Draft:
     body: str
     # Further channels the event is filed under, for replay; it is published on ``channel``.
     also: tuple[str, ...] = ()
-    # An idempotency key (see :mod:`.idempotency`): the store keeps one event per key.
+    # Checked in the same atomic step as the append (see Storage.append): an idempotency
+    # key (see :mod:`.idempotency`), the (name key, session, seconds) of the name the
+    # poster must hold, and the (key, count, seconds) of each rate window it counts in.
     key: str = ""
+    holds: tuple[str, str, float] | None = None
+    counts: tuple[tuple[str, int, float], ...] = ()
 
     @classmethod
     def of(cls, channel: str, kind: str, also: tuple[str, ...] = (), **fields: Any) -> Draft:
         """Build a draft from the fields its data will carry after the id."""
         return cls(channel, kind, dumps(fields)[1:], also)
 
-    def once(self, key: str) -> Draft:
-        """Return this draft with an idempotency key ("" for none)."""
-        return Draft(self.channel, self.kind, self.body, self.also, key)
+    def guarded(
+        self, key: str = "", holds: tuple[str, str, float] | None = None,
+        counts: tuple[tuple[str, int, float], ...] = (),
+    ) -> Draft:
+        """Return this draft with the conditions its append checks (see the fields)."""
+        return replace(self, key=key, holds=holds, counts=counts)
 
     def tail(self) -> str:
         """Return the record without its id: what the broker appends to the id it assigns."""

@@ -74,14 +74,27 @@ def too_soon(wait: float, code: str, sentence: str) -> ApiError:
     )
 
 
-def check_post_rate(storage: Storage, config: Config, session: str) -> None:
-    """Count one message (room or private) of a session and of its client address."""
+def post_windows(config: Config, session: str) -> list[tuple[str, RateLimit, str]]:
+    """The rate windows one message (room or private) counts in: its session's and its
+    client address's, as (key, limit, what); storage counts them with the append."""
     per_user = config.rate_limit
     if per_user is None:
-        return
-    limit(storage, per_user, f"post:sess:{session}", "messages")
-    per_address = RateLimit(per_user.count * POSTS_PER_ADDRESS_FACTOR, per_user.seconds)
-    limit(storage, per_address, "post", "messages from one address", per_address=True)
+        return []
+    windows = [(f"post:sess:{session}", per_user, "messages")]
+    address = client_address()
+    if not network.is_this_computer(address):
+        per_address = RateLimit(per_user.count * POSTS_PER_ADDRESS_FACTOR, per_user.seconds)
+        windows.append((f"post:addr:{address}", per_address, "messages from one address"))
+    return windows
+
+
+def rate_refusal(window: tuple[str, RateLimit, str], wait: float) -> ApiError:
+    """Return the 429 for a post past ``window`` (one of :func:`post_windows`)."""
+    _, past, what = window
+    return too_soon(
+        wait, "rate_limited",
+        f"Slow down: at most {past.count} {what} every {past.seconds:g} seconds.",
+    )
 
 
 def check_login_rate(storage: Storage, config: Config) -> None:

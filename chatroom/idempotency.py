@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Response, request
+from flask import request
 
 from .errors import ApiError
-from .events import Event
 
 HEADER = "Idempotency-Key"
 _MAX_LENGTH = 255
@@ -32,8 +31,3 @@ def request_key(session: str) -> str:
         )
     return hashlib.sha256(f"{session}\0{raw}".encode()).hexdigest()[:32]
 
-
-def posted(event: Event, fresh: bool) -> Response:
-    """Answer a post: 201 with the message, whether made now or by the first try."""
-    headers = {} if fresh else {"Idempotent-Replayed": "true"}
-    return Response(event.data, status=201, mimetype="application/json", headers=headers)

@@ -60,6 +60,14 @@ def require_user() -> User:
     return user
 
 
+def name_taken(user: User) -> ApiError:
+    """Return the 409 for ``user`` acting under a name someone else holds now."""
+    return ApiError(
+        409, "name_taken",
+        f"Someone else is using the name {user.name!r} now. Log in again with another name.",
+    )
+
+
 def new_session_id() -> str:
     """Return a fresh random id for a session, the owner of the names it holds."""
     return secrets.token_urlsafe(24)
@@ -82,11 +90,11 @@ class NameHolds:
     def confirm(self, user: User) -> None:
         """Renew the hold before acting as ``user``; answer 409 if someone else took the name."""
         if not self.claim(user):
-            raise ApiError(
-                409, "name_taken",
-                f"Someone else is using the name {user.name!r} now."
-                " Log in again with another name.",
-            )
+            raise name_taken(user)
+
+    def hold_for(self, user: User) -> tuple[str, str, float]:
+        """Return what a post checks and renews with its append: (name key, session, hold)."""
+        return user.key, user.session, self._hold + RENEW_EVERY
 
     def stream_opened(self, user: User) -> None:
         """Keep the name held while this stream stays open."""

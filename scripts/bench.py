@@ -80,6 +80,13 @@ def start_server(mode: str, work: Path) -> tuple[subprocess.Popen, int, list[sub
             stdout=subprocess.DEVNULL))
         time.sleep(0.5)
         extra = ["--redis", f"redis://127.0.0.1:{redis_port}/0"]
+    elif mode == "flask-reference":
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "bench_reference.py"), str(port)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, preexec_fn=lambda: pin(0),
+        )
+        wait_http(port)
+        return server, port, helpers
     else:
         extra = ["--memory"]
     env = {**os.environ, "CHATROOM_RATE_LIMIT": "off"}
@@ -246,14 +253,17 @@ def run(args: argparse.Namespace, port: int, server_pid: int | None) -> dict:
         "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99),
                        "max": pct(1.0), "median": statistics.median(latencies)
                        if latencies else None},
-        "kib_per_listener": round((after - before) / len(listeners), 1) if server_pid else None,
+        "kib_per_listener": round((after - before) / len(listeners), 1)
+        if server_pid and listeners else None,
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--listeners", type=int, default=1000)
-    parser.add_argument("--mode", choices=["memory", "redis"], default="memory")
+    parser.add_argument("--mode", choices=["memory", "redis", "flask-reference"],
+                        default="memory", help="flask-reference: posts only (--listeners 0),"
+                        " to a bare Flask app, the reference for posting speed")
     parser.add_argument("--url", help="benchmark a running server instead, e.g. http://127.0.0.1:5000")
     parser.add_argument("--pid", type=int, help="with --url: the server's pid, for memory")
     load = parser.add_mutually_exclusive_group()

@@ -36,7 +36,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
 
 
 def message(text: str, channel: str = "room:general", key: str = "") -> Draft:
-    return Draft.of(channel, "message", room="general", user="ana", text=text).once(key)
+    return Draft.of(channel, "message", room="general", user="ana", text=text).guarded(key)
 
 
 def texts(events: list[Event]) -> list[str]:
@@ -163,3 +163,26 @@ def test_presence(storage: Storage) -> None:
     assert storage.presence_expire() == []
     assert storage.online("general") == ["bo"]
     assert storage.failure is None
+
+
+def test_a_post_checks_its_name_and_rate_windows_with_the_append(storage: Storage) -> None:
+    from chatroom.storage import NameTaken, RateExceeded
+
+    storage.claim_name("ana", "s1", 60)
+    windows = (("post:sess:s2", 5, 30.0), ("post:addr:10.0.0.9", 2, 30.0))
+    with pytest.raises(NameTaken):  # s2 posting under the name s1 holds
+        storage.append(message("not mine").guarded(holds=("ana", "s2", 60), counts=windows))
+    assert storage.history("room:general", 10) == []
+    storage.release_name("ana", "s1")
+    mine = message("mine").guarded(holds=("ana", "s2", 60), counts=windows)
+    assert storage.append(mine)[1] and storage.append(mine)[1]
+    with pytest.raises(RateExceeded) as caught:  # the address's window: 2 per 30 s
+        storage.append(mine)
+    assert caught.value.index == 1 and 0 < caught.value.wait <= 30
+    assert not storage.claim_name("ana", "s1", 60)  # the posts renewed s2's hold
+    assert texts(storage.history("room:general", 10)) == ["mine", "mine"]
+    # A repeat of a key answers the first post before any window counts it.
+    keyed = message("once", key="k").guarded(key="k", counts=(("post:sess:s3", 1, 30.0),))
+    first, _ = storage.append(keyed)
+    again, fresh = storage.append(keyed)
+    assert again.id == first.id and not fresh

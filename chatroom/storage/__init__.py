@@ -25,6 +25,19 @@ class Unavailable(RuntimeError):
     code = "broker_unavailable"
 
 
+class NameTaken(Exception):
+    """Someone else holds the name a post was made under (see Draft.holds)."""
+
+
+class RateExceeded(Exception):
+    """A post went past one of its rate windows: ``index`` in Draft.counts, ``wait`` s."""
+
+    def __init__(self, index: int, wait: float) -> None:
+        super().__init__(index, wait)
+        self.index = index
+        self.wait = wait
+
+
 class StorageFailed(Unavailable):
     """The store is there but cannot write (disk full, file removed, read-only)."""
 
@@ -63,9 +76,11 @@ class Storage(ABC):
     def append(self, draft: Draft) -> tuple[Event, bool]:
         """Give ``draft`` the next id and file it under its channels, trimmed to the retention.
 
-        Return the event and True; or, when an event with ``draft.key`` was stored in the
-        last :data:`KEY_TTL` seconds, that event and False, storing
-        nothing. Both in one atomic step.
+        In one atomic step: when an event with ``draft.key`` was stored in the last
+        :data:`KEY_TTL` seconds, return it and False, storing and counting nothing; raise
+        NameTaken if ``draft.holds`` names a name another session holds (else renew its
+        hold); raise RateExceeded past a window of ``draft.counts`` (each counts the post);
+        else store the event and return it and True.
         """
 
     @abstractmethod

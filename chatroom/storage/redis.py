@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import redis
 
 from ..events import Draft, Event, new_epoch, room_channel
-from . import KEY_TTL, Room, Session, Storage, Unavailable
+from . import KEY_TTL, NameTaken, RateExceeded, Room, Session, Storage, Unavailable
 from . import redis_scripts as scripts
 from .redis_live import RedisLiveState
 
@@ -29,6 +29,7 @@ def _log_key(channel: str) -> str:
 
 _NAME_PREFIX = "chatroom:name:"
 _POSTED_PREFIX = "chatroom:posted:"
+_RATE_PREFIX = "chatroom:rate:"
 # How long a post waits for the replicas it needs before it is answered 503.
 _WAIT_MS = 1000
 _HOLDER_PREFIX = "chatroom:holder:"
@@ -97,10 +98,20 @@ class RedisStorage(RedisLiveState, Storage):
         With replicas required, the answer waits (Redis WAIT, on the connection that
         wrote) until that many replicas hold the event, and is Unavailable if they do not.
         """
-        keys = [_SEQ, _EPOCH, _POSTED_PREFIX + draft.key,
-                _log_key(draft.channel), *(_log_key(c) for c in draft.also)]
-        args = [draft.tail(), self._history, floor, publish_to,
-                _ms(KEY_TTL) if draft.key else ""]
+        keys = [_SEQ, _EPOCH, _POSTED_PREFIX + draft.key]
+        args: list[Any] = [draft.tail(), self._history, floor, publish_to,
+                           _ms(KEY_TTL) if draft.key else ""]
+        if draft.holds is not None:
+            name, session, hold = draft.holds
+            keys.append(_name_key(name))
+            args += [session, _ms(hold)]
+        else:
+            args += ["", ""]
+        args.append(len(draft.counts))
+        for key, count, seconds in draft.counts:
+            keys.append(_RATE_PREFIX + key)
+            args += [count, _ms(seconds)]
+        keys += [_log_key(draft.channel), *(_log_key(c) for c in draft.also)]
         try:
             if self._replicas:
                 pipe = self._redis.pipeline(transaction=False)
@@ -118,6 +129,10 @@ class RedisStorage(RedisLiveState, Storage):
             raise _restoring(exc) from None
         if len(result) == 1:
             return Event.from_record(result[0]), False
+        if result[0] == b"":
+            if result[1] == b"NAMETAKEN":
+                raise NameTaken
+            raise RateExceeded(int(result[2]), max(1, int(result[3])) / 1000)
         id_text, epoch = result
         event = Event.logged(int(id_text), draft.channel, draft.kind, draft.body, epoch.decode())
         return event, True

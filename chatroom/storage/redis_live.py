@@ -30,7 +30,7 @@ class RedisLiveState:
 
     def rate_hit(self, key: str, limit: RateLimit) -> float:
         window_ms = max(1, int(limit.seconds * 1000))
-        wait_ms = self._rate(keys=[f"chatroom:rate:{key}"], args=[limit.count, window_ms])
+        wait_ms = self._rate(keys=["chatroom:rate:" + key], args=[limit.count, window_ms])
         return max(0.0, int(wait_ms) / 1000)
 
     def presence_add(self, room: str, user: str, process: str, ttl: float) -> bool:

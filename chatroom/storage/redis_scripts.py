@@ -4,12 +4,15 @@ Each runs inside Redis as one step that no other client's command interleaves wi
 is what keeps ids, names and sessions right with any number of processes.
 """
 
-# One atomic step: the next id (never at or below the floor the caller has seen, so ids
-# do not go backwards when Redis comes back empty), the record in each log it is filed
-# under, the logs trimmed, and, when asked, the record published. Publishing inside the
-# step is what makes every process receive events in id order, whoever posted them.
-# With an idempotency key (ARGV[5] its lifetime in ms), a record already stored under it
-# is returned instead, and nothing is written.
+# One atomic step: a repeat of an idempotency key answers the record stored under it
+# (ARGV[5], its lifetime in ms, names one), and nothing else happens; the name the post
+# is made under must be this session's (ARGV[6], held ARGV[7] ms more; KEYS[4] then is
+# its key); each rate window (ARGV[8] of them, with their keys next and their count and
+# length in ARGV) counts the post and refuses it past its count. Then the next id (never
+# at or below the floor the caller has seen, so ids do not go backwards when Redis comes
+# back empty), the record in each log it is filed under, the logs trimmed, and, when
+# asked, the record published. Publishing inside the step is what makes every process
+# receive events in id order, whoever posted them.
 # The id travels as the text Redis keeps: Lua's numbers print as 1e+14 from 10^14 on.
 APPEND = """
 local epoch = redis.call('GET', KEYS[2])
@@ -22,6 +25,25 @@ if ARGV[5] ~= '' then
     return {prior}
   end
 end
+local k = 4
+if ARGV[6] ~= '' then
+  local holder = redis.call('GET', KEYS[4])
+  if holder and holder ~= ARGV[6] then
+    return {'', 'NAMETAKEN'}
+  end
+  redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7])
+  k = 5
+end
+for i = 1, tonumber(ARGV[8]) do
+  local count = redis.call('INCR', KEYS[k])
+  if count == 1 then
+    redis.call('PEXPIRE', KEYS[k], ARGV[8 + 2 * i])
+  end
+  if count > tonumber(ARGV[7 + 2 * i]) then
+    return {'', 'RATE', i - 1, redis.call('PTTL', KEYS[k])}
+  end
+  k = k + 1
+end
 local id = redis.call('INCR', KEYS[1])
 if id <= tonumber(ARGV[3]) then
   redis.call('SET', KEYS[1], ARGV[3])
@@ -29,7 +51,7 @@ if id <= tonumber(ARGV[3]) then
 end
 local id_text = redis.call('GET', KEYS[1])
 local record = epoch .. '-' .. id_text .. ARGV[1]
-for i = 4, #KEYS do
+for i = k, #KEYS do
   redis.call('ZADD', KEYS[i], id_text, record)
   redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -tonumber(ARGV[2]) - 1)
 end

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..config import RateLimit
 from ..events import Draft, Event, new_epoch, room_channel
-from . import KEY_TTL, Room, Session, Storage, StorageFailed
+from . import KEY_TTL, NameTaken, RateExceeded, Room, Session, Storage, StorageFailed
 from .process_state import ProcessState
 from .sqlite_file import open_file
 
@@ -66,16 +67,23 @@ class SqliteStorage(ProcessState, Storage):
         return self._failure
 
     def append(self, draft: Draft) -> tuple[Event, bool]:
+        # One process, and no greenlet switch inside these calls: atomic as a whole.
         now = time.time()
+        if draft.key:
+            prior = self._db.execute(
+                "SELECT id, channel, kind, body FROM posted WHERE key = ? AND expires > ?",
+                (draft.key, now),
+            ).fetchone()
+            if prior is not None:
+                return Event.logged(*prior, self.epoch), False
+        if draft.holds is not None and not self.claim_name(*draft.holds):
+            raise NameTaken
+        for index, (key, count, seconds) in enumerate(draft.counts):
+            wait = self.rate_hit(key, RateLimit(count, seconds))
+            if wait:
+                raise RateExceeded(index, wait)
         with self._db:
             self._db.execute("BEGIN")
-            if draft.key:
-                prior = self._db.execute(
-                    "SELECT id, channel, kind, body FROM posted WHERE key = ? AND expires > ?",
-                    (draft.key, now),
-                ).fetchone()
-                if prior is not None:
-                    return Event.logged(*prior, self.epoch), False
             event_id = self._db.execute(
                 "INSERT INTO events (channel, kind, body) VALUES (?, ?, ?)",
                 (draft.channel, draft.kind, draft.body),

@@ -6,14 +6,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from .. import idempotency, moderation, validation
+from .. import moderation, validation
 from ..chat import Chat
 from ..current import get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel
-from ..guards import check_post_rate, check_room_rate
-from ..idempotency import posted
+from ..guards import check_room_rate
 from ..identity import User, require_user
+from ..posting import post_as
 from ..storage import GENERAL, Room
 
 bp = Blueprint("rooms", __name__, url_prefix="/api/rooms")
@@ -138,17 +138,14 @@ def post_message(room: str) -> Response:
     user = require_user()
     found = existing_room(chat, room)
     text = validation.message_text(validation.body_field("text"))
-    chat.names.confirm(user)
     moderation.check_post(chat.storage, user, found.name)
-    check_post_rate(chat.storage, chat.config, user.session)
     fields = {"room": found.name, "user": user.name, "text": text, "ts": now_ms()}
     if user.host:
         fields["host"] = True  # a mark no one else can get: the host's messages
     mentioned = validation.mentions(text)
     if mentioned:
         fields["mentions"] = mentioned  # name keys, compared as logins compare names
-    draft = Draft.of(room_channel(found.name), "message", **fields)
-    return posted(*chat.post(draft.once(idempotency.request_key(user.session))))
+    return post_as(chat, user, Draft.of(room_channel(found.name), "message", **fields))
 
 
 @bp.delete("/<room>/messages/<int:message_id>")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from .. import idempotency, moderation, validation
+from .. import moderation, validation
 from ..chat import Chat
 from ..current import get_chat
 from ..errors import ApiError
 from ..events import Draft, dm_channel, now_ms, user_channel
-from ..guards import check_post_rate
-from ..idempotency import posted
 from ..identity import User, require_user
+from ..posting import post_as
 from .rooms import history_response
 
 bp = Blueprint("users", __name__, url_prefix="/api/users")
@@ -39,13 +38,11 @@ def send(name: str) -> Response:
     me = require_user()
     to_name, to_session = _other(chat, me, name)
     text = validation.message_text(validation.body_field("text"))
-    chat.names.confirm(me)
     moderation.check_private_message(chat.storage, me)
-    check_post_rate(chat.storage, chat.config, me.session)
     fields = {"from": me.name, "to": to_name, "text": text, "ts": now_ms()}
     draft = Draft.of(dm_channel(me.session, to_session), "dm",
                      also=(user_channel(me.session), user_channel(to_session)), **fields)
-    return posted(*chat.post(draft.once(idempotency.request_key(me.session))))
+    return post_as(chat, me, draft)
 
 
 @bp.get("/<name>/messages")
