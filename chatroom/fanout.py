@@ -5,8 +5,8 @@ costs a dictionary lookup and a list append per listener. Listeners that got som
 are flushed once per turn of the event loop (:meth:`Fanout.deliver` schedules it), so a
 burst of events reaches each socket in one write. Each listener's buffer is bounded: one
 that fills up (a client that stopped reading) is cut and resumes later with
-``Last-Event-ID``, so it never holds memory or delays anyone else. A :class:`KeepAlive`
-timer writes a comment to streams that had nothing for an interval.
+``Last-Event-ID``, so it never holds memory or delays anyone else. A timer writes a
+comment to streams that had nothing for an interval.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .events import (
     user_channel,
 )
 from .listener import Listener
+from .periodic import Periodic
 from .sse import KEEPALIVE
 from .storage import GENERAL
 
@@ -36,36 +37,15 @@ if TYPE_CHECKING:
     from .storage import Storage
 
 
-class KeepAlive:
-    """One timer for every handed-over stream: a comment to each that had nothing
-    written for a whole interval. Writing is also how a vanished client is noticed."""
-
-    def __init__(self, fanout: Fanout, interval: float) -> None:
-        self._fanout = fanout
-        self._interval = interval
-        self._greenlet: gevent.Greenlet | None = None
-
-    def start(self) -> None:
-        """Start ticking, once."""
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
-
-    def stop(self) -> None:
-        """Stop ticking."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-
-    def _run(self) -> None:
-        while True:
-            gevent.sleep(max(0.05, self._interval / 3))
-            self._fanout.keep_alive(time.monotonic() - self._interval)
-
-
 class Fanout:
     """The listeners of one process, indexed by channel."""
 
     def __init__(self, keepalive: float = 15.0) -> None:
-        self._timer = KeepAlive(self, keepalive)
+        # One timer for every handed-over stream: a comment to each that had nothing
+        # written for a whole interval. Writing is also how a vanished client is noticed.
+        self._timer = Periodic(
+            max(0.05, keepalive / 3), lambda: self.keep_alive(time.monotonic() - keepalive)
+        )
         self._closing = Group()
         self._by_channel: dict[str, set[Listener]] = {}
         self._all: set[Listener] = set()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app, g, session
@@ -50,6 +51,23 @@ def session_user() -> User | None:
             found.name, name_key(found.name), found.id, found.host
         )
     return g.user
+
+
+def require_user_reading(keys_for: Callable[[str], list[str]]) -> tuple[User, list[str | None]]:
+    """Return the logged-in user (or answer 401) and the settings ``keys_for(session id)``,
+    read with the session in one step (a post reads the host's rules this way)."""
+    sid = session.get("sid")
+    values: list[str | None] = []
+    if isinstance(sid, str) and "user" not in g:
+        storage = current_app.extensions["chatroom"].storage
+        found, values = storage.session_with_settings(sid, keys_for(sid))
+        g.user = None if found is None else User(
+            found.name, name_key(found.name), found.id, found.host
+        )
+    user = require_user()
+    if not values:
+        values = current_app.extensions["chatroom"].storage.get_settings(keys_for(user.session))
+    return user, values
 
 
 def require_user() -> User:

@@ -100,11 +100,17 @@ def check_not_banned(storage: Storage) -> None:
     _refuse_banned(storage.get_settings([BAN + client_address()])[0])
 
 
-def check_post(storage: Storage, user: User, room: str) -> None:
-    """Refuse a post the host's rules forbid: banned, muted, read-only room, slow mode."""
-    room_value, mute_value, ban_value = storage.get_settings(
-        [_ROOM + room, _MUTE + user.session, BAN + client_address()]
-    )
+def post_setting_keys(session_id: str, room: str) -> list[str]:
+    """The settings :func:`check_post` reads, in its order."""
+    return [_ROOM + room, _MUTE + session_id, BAN + client_address()]
+
+
+def check_post(storage: Storage, user: User, room: str, values: list[str | None]) -> None:
+    """Refuse a post the host's rules forbid: banned, muted, read-only room, slow mode.
+
+    ``values`` are the settings of :func:`post_setting_keys`, read with the session.
+    """
+    room_value, mute_value, ban_value = values
     _refuse_banned(ban_value)
     _refuse_muted(mute_value)
     if user.host:
@@ -121,11 +127,17 @@ def check_post(storage: Storage, user: User, room: str) -> None:
             )
 
 
-def check_private_message(storage: Storage, user: User) -> None:
-    """Refuse a private message the host's rules forbid: banned, muted, turned off."""
-    mute_value, ban_value, pm_value = storage.get_settings(
-        [_MUTE + user.session, BAN + client_address(), _PRIVATE_MESSAGES]
-    )
+def private_message_setting_keys(session_id: str) -> list[str]:
+    """The settings :func:`check_private_message` reads, in its order."""
+    return [_MUTE + session_id, BAN + client_address(), _PRIVATE_MESSAGES]
+
+
+def check_private_message(user: User, values: list[str | None]) -> None:
+    """Refuse a private message the host's rules forbid: banned, muted, turned off.
+
+    ``values`` are the settings of :func:`private_message_setting_keys`.
+    """
+    mute_value, ban_value, pm_value = values
     _refuse_banned(ban_value)
     _refuse_muted(mute_value)
     if pm_value == "off" and not user.host:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import gevent
+from .periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -17,27 +17,16 @@ log = logging.getLogger(__name__)
 RENEW_EVERY = 10.0
 
 
-class Renewal:
+class Renewal(Periodic):
     """Runs each of its rounds every :data:`RENEW_EVERY` seconds, one after another."""
 
     def __init__(self, *rounds: Callable[[], None]) -> None:
+        super().__init__(RENEW_EVERY, self._round)
         self._rounds = rounds
-        self._greenlet: gevent.Greenlet | None = None
 
-    def start(self) -> None:
-        """Start the loop."""
-        self._greenlet = gevent.spawn(self._run)
-
-    def stop(self) -> None:
-        """Stop renewing; what was held then expires from storage by itself."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-
-    def _run(self) -> None:
-        while True:
-            gevent.sleep(RENEW_EVERY)
-            for renew in self._rounds:
-                try:
-                    renew()
-                except Exception:  # one failing round must not stop the others
-                    log.exception("renewing failed")
+    def _round(self) -> None:
+        for renew in self._rounds:
+            try:
+                renew()
+            except Exception:  # one failing round must not stop the others
+                log.exception("renewing failed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import gevent
+from .periodic import Periodic
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -26,18 +26,18 @@ class LiveStats:
         self._fanout = fanout
         self._broker = broker
         self._rates = {"events": 0.0, "deliveries": 0.0}
-        self._sampler: gevent.Greenlet | None = None
+        self._last = self._counts()
+        self._sampler = Periodic(1.0, self._sample)
         self._also: tuple[Callable[[], None], ...] = ()
 
     def start(self, *also: Callable[[], None]) -> None:
         """Sample every second, and call each of ``also`` then too (the one sampling loop)."""
         self._also = also
-        self._sampler = gevent.spawn(self._sample_forever)
+        self._sampler.start()
 
     def stop(self) -> None:
         """Stop sampling."""
-        if self._sampler is not None:
-            self._sampler.kill(block=False)
+        self._sampler.stop()
 
     def snapshot(self) -> dict[str, Any]:
         """Return the figures the stats page shows."""
@@ -55,13 +55,12 @@ class LiveStats:
             },
         }
 
-    def _sample_forever(self) -> None:
-        fanout = self._fanout
-        last = {"events": fanout.events, "deliveries": fanout.deliveries}
-        while True:
-            gevent.sleep(1.0)
-            now = {"events": fanout.events, "deliveries": fanout.deliveries}
-            self._rates = {name: float(now[name] - last[name]) for name in now}
-            last = now
-            for sample in self._also:
-                sample()
+    def _counts(self) -> dict[str, int]:
+        return {"events": self._fanout.events, "deliveries": self._fanout.deliveries}
+
+    def _sample(self) -> None:
+        now = self._counts()
+        self._rates = {name: float(now[name] - self._last[name]) for name in now}
+        self._last = now
+        for sample in self._also:
+            sample()

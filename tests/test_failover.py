@@ -87,6 +87,15 @@ class Poster(threading.Thread):
         assert not self.errors, self.errors
 
 
+def listen_and_post(server: ChatServer) -> tuple[list, Poster]:
+    """Two listeners following, and a poster that had 15 messages answered 201."""
+    streams = [server.stream().ready() for _ in range(2)]
+    poster = Poster(server, "ana")
+    poster.start()
+    poster.wait_acked(15, 10)
+    return streams, poster
+
+
 def assert_every_201_delivered_once(poster: Poster, streams, server: ChatServer) -> None:
     acked = {message_id: text for _, message_id, text in poster.acked}
     history = {m["id"]: m["text"] for m in poster.visitor.history(limit=1000)}
@@ -121,12 +130,7 @@ def test_killing_the_primary_loses_no_acknowledged_post(start_server, sentinels)
     # With one replica required, 201 means two Redis hold the message: the promoted
     # replica has every message that was answered 201.
     server = start_server("redis", redis=sentinels, env={"CHATROOM_REDIS_REPLICAS": "1"})
-    streams = [server.stream() for _ in range(2)]
-    for stream in streams:
-        stream.wait_for(lambda fs: fs)
-    poster = Poster(server, "ana")
-    poster.start()
-    poster.wait_acked(15, 10)
+    streams, poster = listen_and_post(server)
     old, replica = sentinels.primary, sentinels.replicas[0]
     old.proc.kill()  # kill -9: no goodbye to anyone
     killed_at = time.monotonic()
@@ -153,12 +157,7 @@ def test_a_planned_failover_loses_nothing(start_server, sentinels) -> None:
     # Sentinel lets the old primary take writes until it is made a replica, and those are
     # then dropped: posts wait from the failover's start to the new primary.
     server = start_server("redis", redis=sentinels)
-    streams = [server.stream() for _ in range(2)]
-    for stream in streams:
-        stream.wait_for(lambda fs: fs)
-    poster = Poster(server, "ana")
-    poster.start()
-    poster.wait_acked(15, 10)
+    streams, poster = listen_and_post(server)
     old = sentinels.primary.port
     sentinels.sentinel_clients()[0].execute_command("SENTINEL", "FAILOVER", "chat")
     SentinelGroup.wait(lambda: sentinels.primary_port() not in (None, old), 20,

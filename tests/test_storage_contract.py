@@ -186,3 +186,12 @@ def test_a_post_checks_its_name_and_rate_windows_with_the_append(storage: Storag
     first, _ = storage.append(keyed)
     again, fresh = storage.append(keyed)
     assert again.id == first.id and not fresh
+
+
+def test_a_session_and_settings_read_together(storage: Storage) -> None:
+    storage.start_session(Session("s1", "Ana"), "ana", 3600)
+    storage.set_setting("mute:s1", "99")
+    assert storage.session_with_settings("s1", ["mute:s1", "ban:x"]) == (
+        Session("s1", "Ana"), ["99", None])
+    assert storage.session_with_settings("gone", ["mute:s1"]) == (None, ["99"])
+    assert storage.session_with_settings("s1", []) == (Session("s1", "Ana"), [])

@@ -153,6 +153,12 @@ class Storage(ABC):
     def get_session(self, session_id: str) -> Session | None:
         """Return the live session with this id, or None (ended, expired, never was)."""
 
+    def session_with_settings(
+        self, session_id: str, keys: list[str]
+    ) -> tuple[Session | None, list[str | None]]:
+        """Return a session and settings together (one round trip where that matters)."""
+        return self.get_session(session_id), self.get_settings(keys)
+
     @abstractmethod
     def end_session(self, session_id: str) -> Session | None:
         """End a session (logout, kick); return it, or None if it was not live."""

@@ -210,13 +210,23 @@ class RedisStorage(RedisLiveState, Storage):
         )
 
     def get_session(self, session_id: str) -> Session | None:
-        name, host, started, address = self._redis.hmget(
-            _SESSION_PREFIX + session_id, "name", "host", "started", "address"
-        )
+        return self.session_with_settings(session_id, [])[0]
+
+    def session_with_settings(
+        self, session_id: str, keys: list[str]
+    ) -> tuple[Session | None, list[str | None]]:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hmget(_SESSION_PREFIX + session_id, "name", "host", "started", "address")
+        if keys:
+            pipe.hmget(_SETTINGS, keys)
+        found, *values = pipe.execute()
+        settings = [None if v is None else v.decode() for v in (values[0] if keys else [])]
+        name, host, started, address = found
         if name is None:
-            return None
-        return Session(session_id, name.decode(), host == b"1", int(started or 0),
-                       (address or b"").decode())
+            return None, settings
+        session = Session(session_id, name.decode(), host == b"1", int(started or 0),
+                          (address or b"").decode())
+        return session, settings
 
     def make_host(self, session_id: str) -> bool:
         return bool(self._make_host(keys=[_SESSION_PREFIX + session_id]))

@@ -9,7 +9,7 @@ from ..chat import Chat
 from ..current import get_chat
 from ..errors import ApiError
 from ..events import Draft, dm_channel, now_ms, user_channel
-from ..identity import User, require_user
+from ..identity import User, require_user, require_user_reading
 from ..posting import post_as
 from .rooms import history_response
 
@@ -35,10 +35,10 @@ def _other(chat: Chat, me: User, raw: str) -> tuple[str, str]:
 def send(name: str) -> Response:
     """Send a private message: both parties receive a ``dm`` event on every stream."""
     chat = get_chat()
-    me = require_user()
+    me, rules = require_user_reading(moderation.private_message_setting_keys)
     to_name, to_session = _other(chat, me, name)
     text = validation.message_text(validation.body_field("text"))
-    moderation.check_private_message(chat.storage, me)
+    moderation.check_private_message(me, rules)
     fields = {"from": me.name, "to": to_name, "text": text, "ts": now_ms()}
     draft = Draft.of(dm_channel(me.session, to_session), "dm",
                      also=(user_channel(me.session), user_channel(to_session)), **fields)
