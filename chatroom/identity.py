@@ -47,10 +47,12 @@ def session_user() -> User | None:
         found = None
         if isinstance(sid, str):
             found = current_app.extensions["chatroom"].storage.get_session(sid)
-        g.user = None if found is None else User(
-            found.name, name_key(found.name), found.id, found.host
-        )
+        g.user = _user_of(found)
     return g.user
+
+
+def _user_of(found: Session | None) -> User | None:
+    return None if found is None else User(found.name, name_key(found.name), found.id, found.host)
 
 
 def require_user_reading(keys_for: Callable[[str], list[str]]) -> tuple[User, list[str | None]]:
@@ -61,9 +63,7 @@ def require_user_reading(keys_for: Callable[[str], list[str]]) -> tuple[User, li
     if isinstance(sid, str) and "user" not in g:
         storage = current_app.extensions["chatroom"].storage
         found, values = storage.session_with_settings(sid, keys_for(sid))
-        g.user = None if found is None else User(
-            found.name, name_key(found.name), found.id, found.host
-        )
+        g.user = _user_of(found)
     user = require_user()
     if not values:
         values = current_app.extensions["chatroom"].storage.get_settings(keys_for(user.session))

@@ -143,10 +143,15 @@ class RedisLink:
             if "path" in kwargs:
                 return kwargs["path"]
             return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        try:
-            host, port = self._sentinel.discover_master(self.service)
-        except (redis.RedisError, OSError):
-            return None
+        # The pool learns the primary at each new connection and at each switch: a health
+        # check asks the sentinels only before the first.
+        address = self.client.connection_pool.master_address
+        if address is None:
+            try:
+                address = self._sentinel.discover_master(self.service)
+            except (redis.RedisError, OSError):
+                return None
+        host, port = address
         return f"{host}:{port}"
 
 
