@@ -56,7 +56,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False
 
     broker = open_broker(config)
-    fanout = Fanout(config.keepalive)
+    fanout = Fanout(broker.storage, config.keepalive)
     names = NameHolds(broker.storage, config.name_hold)
     presence = Presence(broker)
     chat = Chat(
@@ -64,9 +64,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         presence, LiveStats(fanout, broker), Renewal(names.renew, presence.renew),
     )
     chat.renewal.start()
-    broker.start(
-        fanout.deliver, lambda after: fanout.resync(broker.storage, after), chat.names.held
-    )
+    broker.start(fanout.receive, fanout.resync, chat.names.held)
     app.extensions["chatroom"] = chat
     sync = app.extensions["chatroom.metrics"] = metrics.Sync(chat)
     # With several workers, each copies its counters to the shared files every second

@@ -1,7 +1,10 @@
 """The fan-out: every event a process receives, put on each interested listener's buffer.
 
-The broker hands each event to :meth:`Fanout.deliver` once per process; from there it
-costs a dictionary lookup and a list append per listener. Listeners that got something
+The broker hands each event to :meth:`Fanout.receive` once per process. The fan-out is
+the one place that keeps events in id order: it skips an id it already delivered and,
+when ids jump (Redis pub/sub is at most once), delivers what storage holds in between
+first; :meth:`Fanout.resync` does the same after an outage. From there an event costs a
+dictionary lookup and a list append per listener. Listeners that got something
 are flushed once per turn of the event loop (:meth:`Fanout.deliver` schedules it), so a
 burst of events reaches each socket in one write. Each listener's buffer is bounded: one
 that fills up (a client that stopped reading) is cut and resumes later with
@@ -40,7 +43,10 @@ if TYPE_CHECKING:
 class Fanout:
     """The listeners of one process, indexed by channel."""
 
-    def __init__(self, keepalive: float = 15.0) -> None:
+    def __init__(self, storage: Storage, keepalive: float = 15.0) -> None:
+        self._storage = storage
+        # The highest id delivered: what a gap or a resync fills in after.
+        self.delivered = storage.last_id()
         # One timer for every handed-over stream: a comment to each that had nothing
         # written for a whole interval. Writing is also how a vanished client is noticed.
         self._timer = Periodic(
@@ -113,8 +119,31 @@ class Fanout:
                 if not group:
                     del self._by_channel[channel]
 
-    def deliver(self, event: Event) -> None:
-        """Put ``event`` on the buffer of every local listener that follows its channel."""
+    def receive(self, event: Event) -> None:
+        """Deliver ``event`` in id order: once, and after any events it skipped."""
+        if event.id is not None:
+            if event.id <= self.delivered:
+                return  # already delivered, by a resync
+            if event.id > self.delivered + 1:
+                # Every id is published, so a gap is a loss on the way: storage is the
+                # truth, and what it holds in between goes first.
+                self.resync()
+                if event.id <= self.delivered:
+                    return
+            self.delivered = event.id
+        self._deliver(event)
+
+    def resync(self) -> None:
+        """Deliver what storage holds for local listeners after the last id delivered."""
+        for event in self._storage.since(self.channels(), self.delivered):
+            # A private message is filed under both parties' channels: it comes twice.
+            if event.id is not None and event.id <= self.delivered:
+                continue
+            self._deliver(event)
+            self.delivered = event.id or self.delivered
+
+    def _deliver(self, event: Event) -> None:
+        # Put ``event`` on the buffer of every local listener that follows its channel.
         if event.id is not None:
             self.events += 1
         targets = self._targets(event.channel)
@@ -161,17 +190,6 @@ class Fanout:
         if self._first_queued is not None:
             self.fanout_seconds.append(time.monotonic() - self._first_queued)
             self._first_queued = None
-
-    def resync(self, storage: Storage, after: int) -> int:
-        """Deliver what storage holds after id ``after`` for local listeners; return the last id."""
-        last = after
-        for event in storage.since(self.channels(), after):
-            # A private message is filed under both parties' channels: it comes twice.
-            if event.id is not None and event.id <= last:
-                continue
-            self.deliver(event)
-            last = event.id or last
-        return last
 
     def _targets(self, channel: str) -> set[Listener] | None:
         if channel == ROOMS_CHANNEL:

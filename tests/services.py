@@ -296,6 +296,18 @@ class Visitor:
         assert answer.status_code == 201, answer.text
         return answer.json()
 
+    def settle(self, *streams: SSEStream, room: str = "general") -> dict:
+        """Post a marker and read each stream up to it.
+
+        Events reach a stream in id order, so whatever was sent before the marker has then
+        arrived: a test that something did not come needs no fixed wait.
+        """
+        marker = self.say("(marker)", room)
+        for stream in streams:
+            stream.wait_for(lambda fs: any(
+                f.event == "message" and f.json()["id"] == marker["id"] for f in fs))
+        return marker
+
     def history(self, room: str = "general", **params: Any) -> list[dict]:
         answer = self.request("GET", f"/api/rooms/{room}/messages", params=params)
         assert answer.status_code == 200, answer.text

@@ -180,6 +180,16 @@ class SSEStream:
                 raise AssertionError(f"stream closed; frames so far: {self.frames[-5:]}")
         return self.frames
 
+    def wait_closed(self, timeout: float = 10.0) -> list[Frame]:
+        """Read until the server ends the stream; fail the test after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"still open; frames so far: {self.frames[-5:]}")
+            self._pump(min(left, 0.5))
+        return self.frames
+
     def ready(self, timeout: float = 10.0) -> SSEStream:
         """Wait for the presence snapshot, the first event: the stream is then followed."""
         self.wait_for(lambda fs: any(f.event == "presence" for f in fs), timeout)

@@ -12,9 +12,11 @@ import gevent
 import gevent.socket
 import pytest
 
-from chatroom.events import Event
+from chatroom.events import Draft, Event
+from chatroom.fanout import Fanout
 from chatroom.handover import LAST_CHUNK, SocketWriter, StreamHandedOver
 from chatroom.listener import Listener
+from chatroom.storage.sqlite import SqliteStorage
 
 
 def wait_until(condition, timeout: float = 5.0) -> None:
@@ -168,3 +170,22 @@ def test_a_listener_skips_what_its_replay_sent() -> None:
     listener.push(event(5))  # arrived late through Redis, replayed already
     listener.push(event(7))
     assert [i for i, _ in listener.take(0)] == [6, 7]
+
+
+def test_the_fan_out_delivers_in_id_order_once_filling_gaps_from_storage(tmp_path) -> None:
+    storage = SqliteStorage(tmp_path / "chat.sqlite3", history=100)
+    fanout = Fanout(storage)
+    listener = Listener({"room:general"}, None, limit=100)
+    fanout.add(listener)
+    stored = [storage.append(Draft.of("room:general", "message", text=f"m{i}"))[0]
+              for i in range(4)]
+    fanout.receive(stored[0])
+    fanout.receive(stored[3])  # 2 and 3 were lost on the way: storage fills them in first
+    fanout.receive(stored[1])  # late, and delivered already
+    fanout.receive(stored[3])  # twice
+    assert [i for i, _ in listener.take(0)] == [e.id for e in stored]
+    later, _ = storage.append(Draft.of("room:general", "message", text="after an outage"))
+    fanout.resync()
+    assert [i for i, _ in listener.take(0)] == [later.id]
+    fanout.close_all()
+    storage.close()

@@ -46,8 +46,8 @@ def test_a_redis_outage_is_survived_and_recovered(start_server, own_redis, uniqu
         assert ana.request("GET", "/api/rooms/general/messages").status_code == 503
         # A new listener is told to come back soon rather than refused for good.
         with server.stream() as newcomer:
-            newcomer.read_for(2)
-            assert newcomer.status == 200 and newcomer.closed, (newcomer.headers, newcomer.body)
+            newcomer.wait_closed(2)
+            assert newcomer.status == 200, (newcomer.headers, newcomer.body)
         # The existing listener stays connected, kept alive.
         keepalives = listener.body.count(b": keep-alive\n")
         listener.wait_for(lambda fs: listener.body.count(b": keep-alive\n") > keepalives,
@@ -82,7 +82,7 @@ def test_ids_never_go_backwards_when_redis_comes_back_empty(start_server, own_re
     own_redis.start()  # empty
     _wait_health(server, 200)
     with server.stream(last_event_id=last["id"]) as listener:
-        listener.read_for(0.3)
+        listener.ready()
         # The name hold was lost with the data: logging in again is allowed.
         assert ana.login(ana.name).status_code == 200
         after = ana.say("after")

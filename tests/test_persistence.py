@@ -44,9 +44,9 @@ def test_replay_across_a_restart_is_exact(server: ChatServer, unique) -> None:
     missed_after = [visitor.say(f"later {i}") for i in range(10)]
     with server.stream(last_event_id=last_id) as stream:
         received = stream.wait_messages(20)
-        stream.read_for(0.3)
-    assert received == missed_before + missed_after
-    assert len(stream.messages()) == 20
+        marker = visitor.settle(stream)
+    assert received[:20] == missed_before + missed_after
+    assert stream.messages() == [*missed_before, *missed_after, marker]
 
 
 def test_a_stop_ends_open_streams_and_exits_quickly(server: ChatServer) -> None:
@@ -56,6 +56,5 @@ def test_a_stop_ends_open_streams_and_exits_quickly(server: ChatServer) -> None:
     took = server.stop()
     assert took < 5
     for stream in streams:
-        stream.read_for(1)
-        assert stream.closed
+        stream.wait_closed(1)
         stream.close()

@@ -59,9 +59,10 @@ def test_a_reload_announces_nothing(start_server, mode, unique) -> None:
         with ana.stream():
             _wait_for_user(watching, "join", ana.name)
         with ana.stream() as again:  # the page reloads at once
-            again.read_for(2)
-        with ana.stream():
-            watching.read_for(1)
+            again.ready()
+        with ana.stream() as third:
+            third.ready()
+            ana.settle(watching)
     assert [m["user"] for m in watching.messages("join")].count(ana.name) == 1
     assert watching.messages("leave") == []
 

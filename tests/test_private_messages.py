@@ -18,7 +18,7 @@ def test_both_parties_and_all_their_tabs_receive_it(server: ChatServer, unique) 
         assert (sent["from"], sent["to"], sent["text"]) == (ana.name, bo.name, "psst")
         for stream in (ana_tab, bo_tab1, bo_tab2):
             assert stream.wait_messages(1, kind="dm") == [sent]
-        outsider.read_for(0.3)
+        ana.settle(outsider)
         assert outsider.messages("dm") == []
 
 

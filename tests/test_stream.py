@@ -71,8 +71,8 @@ def test_a_stream_follows_several_rooms(server: ChatServer, unique) -> None:
         for room in (a, c, b):
             visitor.say(f"in {room}", room=room)
         received = stream.wait_messages(2)
-        stream.read_for(0.3)
-    assert [m["room"] for m in stream.messages()] == [a, b]
+        visitor.settle(stream, room=a)
+    assert [m["room"] for m in stream.messages()] == [a, b, a]  # the last is the marker
     assert received[0]["id"] < received[1]["id"]
 
 
@@ -95,10 +95,10 @@ def test_replay_sends_exactly_the_missed_events(server: ChatServer, unique) -> N
         again.wait_messages(50)
         visitor.say("live")
         received = again.wait_messages(51)
-        again.read_for(0.2)
+        marker = visitor.settle(again)
     assert received[:50] == missed
     assert received[50]["text"] == "live"
-    assert len(again.messages()) == 51
+    assert again.messages()[51:] == [marker]
 
 
 def test_replay_by_query_argument(server: ChatServer, unique) -> None:
@@ -119,10 +119,10 @@ def test_replay_merges_rooms_and_room_events_in_id_order(server: ChatServer, uni
     visitor.say("g2")
     with server.stream(f"room=general&room={side}", last_event_id=start) as stream:
         stream.wait_for(lambda fs: len([f for f in fs if f.id]) >= 4)
-        stream.read_for(0.2)
+        visitor.settle(stream)
     events = [(f.event, f.json().get("text") or f.json()["room"]) for f in stream.frames if f.id]
     assert events == [("room_created", side), ("message", "g1"), ("message", "s1"),
-                      ("message", "g2")]
+                      ("message", "g2"), ("message", "(marker)")]
     ids = [f.number for f in stream.frames if f.id]
     assert ids == sorted(ids)
 
@@ -153,8 +153,8 @@ def test_reconnecting_under_load_loses_and_repeats_nothing(server: ChatServer, u
     with server.stream(last_event_id=last_id) as stream:
         if int(str(last_id).rpartition("-")[2]) < posted[-1]:
             stream.wait_for(lambda fs: stream.last_number() >= posted[-1])
-        stream.read_for(0.2)
-        received += [m["id"] for m in stream.messages()]
+        marker = poster.settle(stream)
+        received += [m["id"] for m in stream.messages() if m != marker]
     assert len(posted) > 20
     assert received == posted
 
@@ -209,8 +209,7 @@ def test_a_slow_listener_is_dropped_and_others_get_everything(start_server, mode
         assert server.health()["listeners"] == 1
         assert len(fast.wait_messages(count, timeout=30)) == count
     # The dropped stream ends: after what was already in flight, the server closed it.
-    slow.read_for(10)
-    assert slow.closed
+    slow.wait_closed(10)
     assert len(slow.messages()) < count
     slow.close()
 

@@ -30,7 +30,7 @@ def _children(pid: int) -> list[int]:
 
 def _fan_out(base: str, visitor_post, streams) -> None:
     for stream in streams:
-        stream.read_for(0.02)
+        stream.ready()
     sent = visitor_post("to every worker")
     for stream in streams:
         assert stream.wait_messages(1)[0] == sent
@@ -156,14 +156,13 @@ def test_a_stop_loses_nothing_acknowledged(start_server, mode, unique) -> None:
 
     thread = threading.Thread(target=post)
     with server.stream() as listener:
-        listener.read_for(0.1)
+        listener.ready()
         thread.start()
-        time.sleep(0.5)
+        listener.wait_messages(20)  # the stop comes in the middle of the posting
         took = server.stop(signal.SIGINT)
         stop.set()
         thread.join()
-        listener.read_for(1)
-        assert listener.closed
+        listener.wait_closed(1)
     assert took < 5
     server.start()
     assert len(acknowledged) > 10

@@ -24,7 +24,7 @@ _REDIS_CONNECTIONS = 100
 _REDIS_POOL_WAIT = 30.0
 
 Deliver = Callable[[Event], None]
-Resync = Callable[[int], int]
+Resync = Callable[[], None]
 # The (name key, session) of every open stream of this process.
 Held = Callable[[], Iterable[tuple[str, Session]]]
 
@@ -43,10 +43,10 @@ class Broker(ABC):
     def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
         """Begin handing every event, from any process, to ``deliver`` (once per process).
 
-        After an outage, the sessions ``held()`` lists (and their names) are put back if
-        the store lost them, and ``resync(last_id)``
-        hands over, from storage, what other processes published meanwhile, and returns
-        the highest id it delivered.
+        ``deliver`` keeps the order (it skips repeats and fills gaps from storage). After an
+        outage, the sessions ``held()`` lists (and their names) are put back if the store
+        lost them, and ``resync()`` hands over, from storage, what other processes
+        published meanwhile.
         """
 
     @abstractmethod

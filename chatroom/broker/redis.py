@@ -40,8 +40,6 @@ class RedisBroker(Broker):
         # The highest id this process has seen: new ids are always above it, even if
         # Redis restarts empty.
         self._last_id = storage.last_id()
-        # The highest id handed to the fan-out: what a resync starts after.
-        self._delivered = self._last_id
         self._subscribed = Signal()
         self._closing = False
         self._reconnects = 0
@@ -52,7 +50,7 @@ class RedisBroker(Broker):
         # While a failover is under way, until this time (monotonic), posts are refused.
         self._fenced_until = 0.0
         self._deliver: Deliver = lambda event: None
-        self._resync: Resync = lambda last_id: last_id
+        self._resync: Resync = lambda: None
         self._held: Held = lambda: ()
 
     def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
@@ -165,7 +163,7 @@ class RedisBroker(Broker):
         self.storage.restore(self._last_id, self._held(), _NAME_HOLD, SESSION_TTL)
         self._reconnects += 1
         log.warning("Redis at %s is back", redact(self._url))
-        self._delivered = self._resync(self._delivered)
+        self._resync()
 
     def _receive(self, data: bytes) -> None:
         # One bad payload is logged and skipped: it must never stop the subscription.
@@ -175,15 +173,6 @@ class RedisBroker(Broker):
             log.warning("skipped a malformed event from Redis: %r", data[:200])
             return
         if event.id is not None:
-            if event.id <= self._delivered:
-                return  # already delivered by a resync
-            if event.id > self._delivered + 1:
-                # Pub/sub is at most once: events in between may have been lost on the way
-                # (every id is published). Storage is the truth: what it holds goes first.
-                self._delivered = self._resync(self._delivered)
-                if event.id <= self._delivered:
-                    return
-            self._delivered = event.id
             self._last_id = max(self._last_id, event.id)
         try:
             self._deliver(event)
