@@ -105,6 +105,21 @@ def dumps(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Expected:
+    """What a post was decided on, which its append checks still holds (see Storage.append).
+
+    The poster's session (its id, name and whether it is the host's), each host setting
+    the decision read (None: not set), and the room posted to when it is not ``general``.
+    """
+
+    session: str
+    name: str
+    host: bool
+    settings: tuple[tuple[str, str | None], ...] = ()
+    room: str = ""
+
+
+@dataclass(frozen=True)
 class Draft:
     """An event before it has an id. ``body`` is the JSON object without its opening brace."""
 
@@ -115,10 +130,12 @@ class Draft:
     also: tuple[str, ...] = ()
     # Checked in the same atomic step as the append (see Storage.append): an idempotency
     # key (see :mod:`.idempotency`), the (name key, session, seconds) of the name the
-    # poster must hold, and the (key, count, seconds) of each rate window it counts in.
+    # poster must hold, the (key, count, seconds) of each rate window it counts in, and
+    # what the post was decided on.
     key: str = ""
     holds: tuple[str, str, float] | None = None
     counts: tuple[tuple[str, int, float], ...] = ()
+    expects: Expected | None = None
 
     @classmethod
     def of(cls, channel: str, kind: str, also: tuple[str, ...] = (), **fields: Any) -> Draft:
@@ -127,10 +144,10 @@ class Draft:
 
     def guarded(
         self, key: str = "", holds: tuple[str, str, float] | None = None,
-        counts: tuple[tuple[str, int, float], ...] = (),
+        counts: tuple[tuple[str, int, float], ...] = (), expects: Expected | None = None,
     ) -> Draft:
         """Return this draft with the conditions its append checks (see the fields)."""
-        return replace(self, key=key, holds=holds, counts=counts)
+        return replace(self, key=key, holds=holds, counts=counts, expects=expects)
 
     def tail(self) -> str:
         """Return the record without its id: what the broker appends to the id it assigns."""

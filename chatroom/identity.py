@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app, g, session
@@ -47,27 +46,13 @@ def session_user() -> User | None:
         found = None
         if isinstance(sid, str):
             found = current_app.extensions["chatroom"].storage.get_session(sid)
-        g.user = _user_of(found)
+        g.user = user_of(found)
     return g.user
 
 
-def _user_of(found: Session | None) -> User | None:
+def user_of(found: Session | None) -> User | None:
+    """Return the user of a session read from storage (None for none)."""
     return None if found is None else User(found.name, name_key(found.name), found.id, found.host)
-
-
-def require_user_reading(keys_for: Callable[[str], list[str]]) -> tuple[User, list[str | None]]:
-    """Return the logged-in user (or answer 401) and the settings ``keys_for(session id)``,
-    read with the session in one step (a post reads the host's rules this way)."""
-    sid = session.get("sid")
-    values: list[str | None] = []
-    if isinstance(sid, str) and "user" not in g:
-        storage = current_app.extensions["chatroom"].storage
-        found, values = storage.session_with_settings(sid, keys_for(sid))
-        g.user = _user_of(found)
-    user = require_user()
-    if not values:
-        values = current_app.extensions["chatroom"].storage.get_settings(keys_for(user.session))
-    return user, values
 
 
 def require_user() -> User:

@@ -1,28 +1,100 @@
 """Posting a message (to a room, or privately): everything a post checks, then its answer.
 
-The view checks what needs the host's rules (bans, mutes, read-only rooms, slow mode);
-the name hold, the rate windows and the ``Idempotency-Key`` are checked by storage in the
-same atomic step as the append, which with Redis is one round trip for all of them.
+A post is decided on the poster's session, the host's rules that apply (bans, mutes,
+read-only rooms, slow mode) and the room, as :meth:`Storage.recall` gives them: with
+Redis, as this process read them for the previous post. The append then checks, in its
+one atomic step, that all of that still holds, that the name is the poster's, the rate
+windows and the ``Idempotency-Key``: with Redis a post is one round trip. When something
+changed meanwhile, the post is decided again on what storage holds now.
 """
 
 from __future__ import annotations
 
-from flask import Response
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Response, current_app, g, session
 
 from .chat import Chat
-from .events import Draft, Event
+from .errors import ApiError
+from .events import Draft, Event, Expected
 from .guards import post_windows, rate_refusal
 from .idempotency import request_key
-from .identity import User, name_taken
-from .storage import NameTaken, RateExceeded
+from .identity import User, name_taken, require_user, user_of
+from .storage import GENERAL, NameTaken, RateExceeded, Room, Stale
+
+View = TypeVar("View", bound=Callable[..., Response])
+
+# Decisions made again on fresh values before a post is answered 503.
+_TRIES = 3
 
 
-def post_as(chat: Chat, user: User, draft: Draft) -> Response:
-    """Publish ``draft`` as ``user``'s message; answer 201 with it (409, 429 if refused)."""
+class Decision:
+    """What a post is decided on: the poster, the settings read, the room (None: none)."""
+
+    def __init__(self, user: User, settings: list[str | None], room: Room | None,
+                 keys: list[str], fresh: bool) -> None:
+        self.user = user
+        self.settings = settings
+        self.room = room
+        self._fresh = fresh
+        self.expected = Expected(
+            user.session, user.name, user.host, tuple(zip(keys, settings, strict=True)),
+            "" if room is None or room.name == GENERAL else room.name,
+        )
+
+    def check(self, rules: Callable[[list[str | None]], None]) -> None:
+        """Run the host's ``rules`` on the settings; a refusal made on settings remembered
+        from an earlier post is made again on fresh ones (the host may have lifted it)."""
+        try:
+            rules(self.settings)
+        except ApiError:
+            if self._fresh:
+                raise
+            raise Stale from None
+
+
+def require_poster(keys_for: Callable[[str], list[str]], room: str = GENERAL) -> Decision:
+    """Return what a post is decided on: the logged-in user (or answer 401), the settings
+    ``keys_for(session id)`` and ``room``."""
+    sid = session.get("sid")
+    if not isinstance(sid, str):
+        require_user()  # answers 401
+    keys = keys_for(sid)
+    storage = current_app.extensions["chatroom"].storage
+    fresh = g.get("afresh", False)
+    found, values, place = storage.recall(sid, keys, room, fresh=fresh)
+    fresh = fresh or not storage.remembers
+    g.user = user_of(found)
+    return Decision(require_user(), values, place, keys, fresh)
+
+
+def decided_again_when_stale(view: View) -> View:
+    """Run a post's view again on fresh values when what it decided on has changed."""
+
+    @functools.wraps(view)
+    def run(*args: object, **kwargs: object) -> Response:
+        for _ in range(_TRIES):
+            try:
+                return view(*args, **kwargs)
+            except Stale:
+                g.pop("user", None)
+                g.afresh = True
+        raise ApiError(503, "busy", "The chat changed while this post was made: send it again.",
+                       {"Retry-After": "1"})
+
+    return run  # type: ignore[return-value]
+
+
+def post_as(chat: Chat, decision: Decision, draft: Draft) -> Response:
+    """Publish ``draft`` as the poster's message; answer 201 with it (409, 429 if refused)."""
+    user = decision.user
     windows = post_windows(chat.config, user.session)
     guarded = draft.guarded(
         key=request_key(user.session), holds=chat.names.hold_for(user),
         counts=tuple((key, limit.count, limit.seconds) for key, limit, _ in windows),
+        expects=decision.expected,
     )
     try:
         return posted(*chat.post(guarded))

@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from chatroom.config import RateLimit
-from chatroom.events import Draft, Event
-from chatroom.storage import GENERAL, Room, Session, Storage
+from chatroom.events import Draft, Event, Expected
+from chatroom.storage import GENERAL, Room, Session, Stale, Storage
 from chatroom.storage.redis import RedisStorage
 from chatroom.storage.sqlite import SqliteStorage
 
@@ -188,10 +188,41 @@ def test_a_post_checks_its_name_and_rate_windows_with_the_append(storage: Storag
     assert again.id == first.id and not fresh
 
 
-def test_a_session_and_settings_read_together(storage: Storage) -> None:
+def test_a_post_is_decided_on_what_was_read_and_stored_only_if_it_still_holds(
+    storage: Storage,
+) -> None:
     storage.start_session(Session("s1", "Ana"), "ana", 3600)
     storage.set_setting("mute:s1", "99")
-    assert storage.session_with_settings("s1", ["mute:s1", "ban:x"]) == (
-        Session("s1", "Ana"), ["99", None])
-    assert storage.session_with_settings("gone", ["mute:s1"]) == (None, ["99"])
-    assert storage.session_with_settings("s1", []) == (Session("s1", "Ana"), [])
+    storage.create_room(Room("maths", "ana", "s1"))
+    keys = ["mute:s1", "ban:x"]
+    assert storage.recall("s1", keys, "maths") == (
+        Session("s1", "Ana"), ["99", None], Room("maths", "ana", "s1"))
+    assert storage.recall("gone", ["mute:s1"]) == (None, ["99"], Room(GENERAL, None))
+    assert storage.recall("s1", [], "nowhere")[2] is None
+    expected = Expected("s1", "Ana", False, (("mute:s1", "99"), ("ban:x", None)), "maths")
+    posted = message("decided").guarded(expects=expected)
+    storage.append(posted)
+    changes = [
+        lambda: storage.set_setting("ban:x", "1"),
+        lambda: storage.set_setting("mute:s1", None),
+        lambda: storage.delete_room("maths"),
+        lambda: storage.make_host("s1"),
+        lambda: storage.end_session("s1"),
+    ]
+    for change, undo in zip(changes, [
+        lambda: storage.set_setting("ban:x", None),
+        lambda: storage.set_setting("mute:s1", "99"),
+        lambda: storage.create_room(Room("maths", "ana", "s1")),
+        None, None,
+    ], strict=True):
+        change()
+        with pytest.raises(Stale):
+            storage.append(posted.guarded(expects=expected, counts=(("post:sess:s1", 1, 30.0),)))
+        if undo is not None:
+            undo()
+            storage.append(posted)
+    # Nothing a refused append would have stored or counted: the window still has room.
+    assert texts(storage.history("room:general", 10)) == ["decided"] * 4
+    assert storage.rate_hit("post:sess:s1", RateLimit(1, 30)) == 0
+    # What changed is read again, not answered from what a process remembered.
+    assert storage.recall("s1", keys, "maths")[:2] == (None, ["99", None])

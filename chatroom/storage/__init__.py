@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..config import RateLimit
-from ..events import Draft, Event
+from ..events import Draft, Event, Expected
 
 GENERAL = "general"
 # How long a post's Idempotency-Key is remembered (see chatroom.idempotency).
@@ -36,6 +36,10 @@ class RateExceeded(Exception):
         super().__init__(index, wait)
         self.index = index
         self.wait = wait
+
+
+class Stale(Exception):
+    """What a post was decided on (Draft.expects) has changed: read it again, decide again."""
 
 
 class StorageFailed(Unavailable):
@@ -72,6 +76,9 @@ class Session:
 class Storage(ABC):
     """The persistent state of a chat, whatever keeps it."""
 
+    # Whether :meth:`recall` may answer from what this process read before.
+    remembers = False
+
     @abstractmethod
     def append(self, draft: Draft) -> tuple[Event, bool]:
         """Give ``draft`` the next id and file it under its channels, trimmed to the retention.
@@ -80,7 +87,8 @@ class Storage(ABC):
         :data:`KEY_TTL` seconds, return it and False, storing and counting nothing; raise
         NameTaken if ``draft.holds`` names a name another session holds (else renew its
         hold); raise RateExceeded past a window of ``draft.counts`` (each counts the post);
-        else store the event and return it and True.
+        raise Stale if what ``draft.expects`` was read as has changed; else store the event
+        and return it and True.
         """
 
     @abstractmethod
@@ -153,11 +161,26 @@ class Storage(ABC):
     def get_session(self, session_id: str) -> Session | None:
         """Return the live session with this id, or None (ended, expired, never was)."""
 
-    def session_with_settings(
-        self, session_id: str, keys: list[str]
-    ) -> tuple[Session | None, list[str | None]]:
-        """Return a session and settings together (one round trip where that matters)."""
-        return self.get_session(session_id), self.get_settings(keys)
+    def recall(
+        self, session_id: str, keys: list[str], room: str = GENERAL, fresh: bool = False
+    ) -> tuple[Session | None, list[str | None], Room | None]:
+        """Return a session, settings and a room to decide a post on, maybe as read before.
+
+        Only for a post whose append expects them (Draft.expects): the append raises Stale
+        if they changed, and the post is decided again on ``fresh`` values. Where reading
+        costs a round trip, what was read last is remembered for the next post.
+        """
+        return self.get_session(session_id), self.get_settings(keys), self.get_room(room)
+
+    def still(self, expected: Expected) -> bool:
+        """Return whether what a post was decided on still holds (see Draft.expects)."""
+        found = self.get_session(expected.session)
+        if found is None or (found.name, found.host) != (expected.name, expected.host):
+            return False
+        keys = [key for key, _ in expected.settings]
+        if keys and self.get_settings(keys) != [value for _, value in expected.settings]:
+            return False
+        return not expected.room or self.get_room(expected.room) is not None
 
     @abstractmethod
     def end_session(self, session_id: str) -> Session | None:

@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 import redis
 
 from ..events import Draft, Event, new_epoch, room_channel
-from . import KEY_TTL, NameTaken, RateExceeded, Room, Session, Storage, Unavailable
+from . import GENERAL, KEY_TTL, NameTaken, RateExceeded, Room, Session, Stale, Storage, Unavailable
 from . import redis_scripts as scripts
+from .recalled import Recalled
 from .redis_live import RedisLiveState
 
 _SEQ = "chatroom:seq"
@@ -74,6 +75,8 @@ def _translating(method: Callable[..., T]) -> Callable[..., T]:
 class RedisStorage(RedisLiveState, Storage):
     """History as one sorted set per channel, scored by id; rooms in a hash; names as keys."""
 
+    remembers = True
+
     def __init__(self, client: redis.Redis, history: int, replicas: int = 0) -> None:
         self._redis = client
         self._history = history
@@ -87,6 +90,7 @@ class RedisStorage(RedisLiveState, Storage):
         self._start_session = client.register_script(scripts.START_SESSION)
         self._end_session = client.register_script(scripts.END_SESSION)
         self._make_host = client.register_script(scripts.MAKE_HOST)
+        self._recalled = Recalled()
         self.ensure_general()
         self._redis.set(_EPOCH, new_epoch(), nx=True)
 
@@ -101,6 +105,15 @@ class RedisStorage(RedisLiveState, Storage):
         keys = [_SEQ, _EPOCH, _POSTED_PREFIX + draft.key]
         args: list[Any] = [draft.tail(), self._history, floor, publish_to,
                            _ms(KEY_TTL) if draft.key else ""]
+        expected = draft.expects
+        if expected is not None:
+            keys += [_SESSION_PREFIX + expected.session, _SETTINGS, _ROOMS]
+            args += ["1", expected.name, "1" if expected.host else "0", expected.room,
+                     len(expected.settings)]
+            for field, value in expected.settings:
+                args += [field, "0", ""] if value is None else [field, "1", value]
+        else:
+            args.append("")
         if draft.holds is not None:
             name, session, hold = draft.holds
             keys.append(_name_key(name))
@@ -130,6 +143,9 @@ class RedisStorage(RedisLiveState, Storage):
         if len(result) == 1:
             return Event.from_record(result[0]), False
         if result[0] == b"":
+            if result[1] == b"STALE":
+                self._recalled.forget(expected)
+                raise Stale
             if result[1] == b"NAMETAKEN":
                 raise NameTaken
             raise RateExceeded(int(result[2]), max(1, int(result[3])) / 1000)
@@ -210,23 +226,39 @@ class RedisStorage(RedisLiveState, Storage):
         )
 
     def get_session(self, session_id: str) -> Session | None:
-        return self.session_with_settings(session_id, [])[0]
+        return self._read(session_id, [], GENERAL)[0]
 
-    def session_with_settings(
-        self, session_id: str, keys: list[str]
-    ) -> tuple[Session | None, list[str | None]]:
+    def recall(
+        self, session_id: str, keys: list[str], room: str = GENERAL, fresh: bool = False
+    ) -> tuple[Session | None, list[str | None], Room | None]:
+        if not fresh:
+            known = self._recalled.get(session_id, keys, room)
+            if known is not None:
+                return known
+        found, settings, place = self._read(session_id, keys, room)
+        self._recalled.keep(found, dict(zip(keys, settings, strict=True)), place)
+        return found, settings, place
+
+    def _read(
+        self, session_id: str, keys: list[str], room: str
+    ) -> tuple[Session | None, list[str | None], Room | None]:
+        # A session, settings and a room in one round trip.
         pipe = self._redis.pipeline(transaction=False)
         pipe.hmget(_SESSION_PREFIX + session_id, "name", "host", "started", "address")
         if keys:
             pipe.hmget(_SETTINGS, keys)
-        found, *values = pipe.execute()
-        settings = [None if v is None else v.decode() for v in (values[0] if keys else [])]
-        name, host, started, address = found
-        if name is None:
-            return None, settings
-        session = Session(session_id, name.decode(), host == b"1", int(started or 0),
-                          (address or b"").decode())
-        return session, settings
+        if room != GENERAL:
+            pipe.hget(_ROOMS, room)
+        answers = pipe.execute()
+        name, host, started, address = answers[0]
+        found = None if name is None else Session(
+            session_id, name.decode(), host == b"1", int(started or 0), (address or b"").decode()
+        )
+        settings = [None if v is None else v.decode() for v in answers[1]] if keys else []
+        place = Room(GENERAL, None)
+        if room != GENERAL:
+            place = None if answers[-1] is None else _room(room, answers[-1])
+        return found, settings, place
 
     def make_host(self, session_id: str) -> bool:
         return bool(self._make_host(keys=[_SESSION_PREFIX + session_id]))

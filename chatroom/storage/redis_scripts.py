@@ -4,15 +4,22 @@ Each runs inside Redis as one step that no other client's command interleaves wi
 is what keeps ids, names and sessions right with any number of processes.
 """
 
-# One atomic step: a repeat of an idempotency key answers the record stored under it
-# (ARGV[5], its lifetime in ms, names one), and nothing else happens; the name the post
-# is made under must be this session's (ARGV[6], held ARGV[7] ms more; KEYS[4] then is
-# its key); each rate window (ARGV[8] of them, with their keys next and their count and
-# length in ARGV) counts the post and refuses it past its count. Then the next id (never
-# at or below the floor the caller has seen, so ids do not go backwards when Redis comes
-# back empty), the record in each log it is filed under, the logs trimmed, and, when
-# asked, the record published. Publishing inside the step is what makes every process
-# receive events in id order, whoever posted them.
+# One atomic step. KEYS: the sequence, the epoch, the idempotency key's record, then
+# (when the post expects what it was decided on) the session, the settings and the rooms,
+# then (when it holds a name) the name's key, then one key per rate window, then the logs.
+# ARGV: the record's tail, the history kept, the floor, the channel to publish to, the
+# idempotency key's lifetime in ms (or ''); '1' if the post expects (then the session's
+# name, '1' if it is the host's, the room or '', the number of settings, and for each its
+# field, '1' if set and its value); the session holding the name (or '') and how many ms
+# more; the number of rate windows, and the count and ms of each.
+#
+# A repeat of an idempotency key answers the record stored under it, and nothing else
+# happens. A session, setting or room that is no longer as the post read it answers
+# STALE; a name another session holds, NAMETAKEN; a rate window past its count (each
+# counts the post), RATE. Then the next id (never at or below the floor the caller has
+# seen, so ids do not go backwards when Redis comes back empty), the record in each log
+# it is filed under, the logs trimmed, and, when asked, the record published. Publishing
+# inside the step is what makes every process receive events in id order.
 # The id travels as the text Redis keeps: Lua's numbers print as 1e+14 from 10^14 on.
 APPEND = """
 local epoch = redis.call('GET', KEYS[2])
@@ -25,21 +32,40 @@ if ARGV[5] ~= '' then
     return {prior}
   end
 end
-local k = 4
+local k, a = 4, 7
 if ARGV[6] ~= '' then
-  local holder = redis.call('GET', KEYS[4])
-  if holder and holder ~= ARGV[6] then
+  local found = redis.call('HMGET', KEYS[4], 'name', 'host')
+  if found[1] ~= ARGV[7] or (found[2] == '1') ~= (ARGV[8] == '1') then
+    return {'', 'STALE'}
+  end
+  if ARGV[9] ~= '' and redis.call('HEXISTS', KEYS[6], ARGV[9]) == 0 then
+    return {'', 'STALE'}
+  end
+  a = 11
+  for i = 1, tonumber(ARGV[10]) do
+    local value = redis.call('HGET', KEYS[5], ARGV[a])
+    if (ARGV[a + 1] == '1' and value ~= ARGV[a + 2]) or (ARGV[a + 1] ~= '1' and value) then
+      return {'', 'STALE'}
+    end
+    a = a + 3
+  end
+  k = 7
+end
+if ARGV[a] ~= '' then
+  local holder = redis.call('GET', KEYS[k])
+  if holder and holder ~= ARGV[a] then
     return {'', 'NAMETAKEN'}
   end
-  redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7])
-  k = 5
+  redis.call('SET', KEYS[k], ARGV[a], 'PX', ARGV[a + 1])
+  k = k + 1
 end
-for i = 1, tonumber(ARGV[8]) do
+a = a + 2
+for i = 1, tonumber(ARGV[a]) do
   local count = redis.call('INCR', KEYS[k])
   if count == 1 then
-    redis.call('PEXPIRE', KEYS[k], ARGV[8 + 2 * i])
+    redis.call('PEXPIRE', KEYS[k], ARGV[a + 2 * i])
   end
-  if count > tonumber(ARGV[7 + 2 * i]) then
+  if count > tonumber(ARGV[a + 2 * i - 1]) then
     return {'', 'RATE', i - 1, redis.call('PTTL', KEYS[k])}
   end
   k = k + 1

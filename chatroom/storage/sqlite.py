@@ -16,7 +16,16 @@ from typing import Any, TypeVar
 
 from ..config import RateLimit
 from ..events import Draft, Event, new_epoch, room_channel
-from . import KEY_TTL, NameTaken, RateExceeded, Room, Session, Storage, StorageFailed
+from . import (
+    KEY_TTL,
+    NameTaken,
+    RateExceeded,
+    Room,
+    Session,
+    Stale,
+    Storage,
+    StorageFailed,
+)
 from .process_state import ProcessState
 from .sqlite_file import open_file
 
@@ -76,6 +85,8 @@ class SqliteStorage(ProcessState, Storage):
             ).fetchone()
             if prior is not None:
                 return Event.logged(*prior, self.epoch), False
+        if draft.expects is not None and not self.still(draft.expects):
+            raise Stale
         if draft.holds is not None and not self.claim_name(*draft.holds):
             raise NameTaken
         for index, (key, count, seconds) in enumerate(draft.counts):

@@ -12,8 +12,8 @@ from ..current import get_chat
 from ..errors import ApiError
 from ..events import ROOMS_CHANNEL, Draft, now_ms, room_channel
 from ..guards import check_room_rate
-from ..identity import User, require_user, require_user_reading
-from ..posting import post_as
+from ..identity import User, require_user
+from ..posting import decided_again_when_stale, post_as, require_poster
 from ..storage import GENERAL, Room
 
 bp = Blueprint("rooms", __name__, url_prefix="/api/rooms")
@@ -140,23 +140,26 @@ def _name_or_empty(raw: str) -> str:
 
 
 @bp.post("/<room>/messages")
+@decided_again_when_stale
 def post_message(room: str) -> Response:
     """Post a message; 201 with it, as every listener receives it."""
     chat = get_chat()
-    # The host's rules for this room and user are read with the session, in one step.
-    user, rules = require_user_reading(
-        lambda sid: moderation.post_setting_keys(sid, _name_or_empty(room))
+    name = _name_or_empty(room)
+    decision = require_poster(
+        lambda sid: moderation.post_setting_keys(sid, name), name or GENERAL
     )
-    found = existing_room(chat, room)
+    user = decision.user
+    # A bad name is a 400 and an unknown room a 404, answered by existing_room.
+    found = decision.room if name and decision.room else existing_room(chat, room)
     text = validation.message_text(validation.body_field("text"))
-    moderation.check_post(chat.storage, user, found.name, rules)
+    decision.check(lambda rules: moderation.check_post(chat.storage, user, found.name, rules))
     fields = {"room": found.name, "user": user.name, "text": text, "ts": now_ms()}
     if user.host:
         fields["host"] = True  # a mark no one else can get: the host's messages
     mentioned = validation.mentions(text)
     if mentioned:
         fields["mentions"] = mentioned  # name keys, compared as logins compare names
-    return post_as(chat, user, Draft.of(room_channel(found.name), "message", **fields))
+    return post_as(chat, decision, Draft.of(room_channel(found.name), "message", **fields))
 
 
 @bp.delete("/<room>/messages/<int:message_id>")

@@ -9,8 +9,8 @@ from ..chat import Chat
 from ..current import get_chat
 from ..errors import ApiError
 from ..events import Draft, dm_channel, now_ms, user_channel
-from ..identity import User, require_user, require_user_reading
-from ..posting import post_as
+from ..identity import User, require_user
+from ..posting import decided_again_when_stale, post_as, require_poster
 from .rooms import history_response
 
 bp = Blueprint("users", __name__, url_prefix="/api/users")
@@ -32,17 +32,19 @@ def _other(chat: Chat, me: User, raw: str) -> tuple[str, str]:
 
 
 @bp.post("/<name>/messages")
+@decided_again_when_stale
 def send(name: str) -> Response:
     """Send a private message: both parties receive a ``dm`` event on every stream."""
     chat = get_chat()
-    me, rules = require_user_reading(moderation.private_message_setting_keys)
+    decision = require_poster(moderation.private_message_setting_keys)
+    me = decision.user
     to_name, to_session = _other(chat, me, name)
     text = validation.message_text(validation.body_field("text"))
-    moderation.check_private_message(me, rules)
+    decision.check(lambda rules: moderation.check_private_message(me, rules))
     fields = {"from": me.name, "to": to_name, "text": text, "ts": now_ms()}
     draft = Draft.of(dm_channel(me.session, to_session), "dm",
                      also=(user_channel(me.session), user_channel(to_session)), **fields)
-    return post_as(chat, me, draft)
+    return post_as(chat, decision, draft)
 
 
 @bp.get("/<name>/messages")
