@@ -317,3 +317,29 @@ def test_hostile_bodies_to_the_hosts_powers_are_400s(hosted: ChatServer, unique)
             assert answer.headers["Content-Type"] == "application/json"
     assert student.post("not muted by a bad body").status_code == 201
     assert "Traceback" not in hosted.output()
+
+
+def test_what_another_process_changed_holds_at_the_next_post(start_server, unique) -> None:
+    # A post is decided on what its process read for the previous one; a mute, an unmute,
+    # a closed room or a logout made through another process still counts at once.
+    env = {**HOST_ENV, "CHATROOM_SECRET_KEY": "k" * 40}
+    one, two = start_server("redis", env=env), start_server("redis", env=env)
+    teacher = _host(two, unique("teacher"))
+    student = one.visitor(unique("st"))
+    side = unique("side")
+    assert student.create_room(side).status_code == 201
+    student.say("warm", room=side)
+    student.say("warm")
+    mute = f"/api/users/{student.name}/mute"
+    assert teacher.request("POST", mute, json={"minutes": 5}).status_code == 200
+    assert student.post("muted now").json()["code"] == "muted"
+    assert teacher.request("DELETE", mute).status_code == 200
+    assert student.post("free again").status_code == 201
+    assert teacher.request("DELETE", f"/api/rooms/{side}").status_code == 200
+    assert student.post("gone", room=side).json()["code"] == "unknown_room"
+    visiting = two.visitor()
+    visiting.http.cookies = student.http.cookies  # the same session, through the other one
+    assert visiting.request("POST", "/logout").status_code == 200
+    assert student.post("logged out").json()["code"] == "login_required"
+    history = [m["text"] for m in teacher.history()]
+    assert "free again" in history and "muted now" not in history
