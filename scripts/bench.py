@@ -3,6 +3,7 @@
     python scripts/bench.py --listeners 1000 --mode memory --saturate
     python scripts/bench.py --listeners 1000 --mode redis --rate 20
     python scripts/bench.py --listeners 10000 --mode memory --rate 2 --duration 5
+    python scripts/bench.py --listeners 30000 --mode redis --workers 3 --generators 2 --rate 2
 
 It starts the server itself (`--mode memory` or `--mode redis`, Redis on a free port) on
 CPU 0 and runs its own load client on CPU 1: one process, one epoll loop, raw sockets,
@@ -11,7 +12,9 @@ frames counted with bytes.count, so that the server, not the client, is the limi
 `POST /api/rooms/general/messages` as fast as they can (`--saturate`, `--posters` keep-alive
 connections) or at `--rate` messages per second. Each text carries its send time; a sample
 of listeners reads it back for the latency (post to event received). Memory per listener
-is the server's resident memory growth while the listeners connect, divided by their number.
+is the server's resident memory growth (all its processes, with `--workers`) while the
+listeners connect, divided by their number. With `--generators N` the listeners are spread
+over N load processes (one process may open only so many sockets); the first one posts.
 """
 
 from __future__ import annotations
@@ -45,10 +48,19 @@ def free_port() -> int:
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of ``pid`` and of its child processes (workers), in KiB."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text()
+            if not (proc.name == str(pid) or stat[stat.rindex(")") + 2:].split()[1] == str(pid)):
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue  # not a process, or it ended meanwhile
+    return total
 
 
 def pin(cpu: int) -> None:
@@ -70,7 +82,9 @@ def wait_http(port: int, timeout: float = 20) -> None:
     raise RuntimeError("the server did not start")
 
 
-def start_server(mode: str, work: Path) -> tuple[subprocess.Popen, int, list[subprocess.Popen]]:
+def start_server(
+    mode: str, work: Path, workers: int = 1
+) -> tuple[subprocess.Popen, int, list[subprocess.Popen]]:
     port, extra, helpers = free_port(), [], []
     if mode == "redis":
         redis_port = free_port()
@@ -80,6 +94,8 @@ def start_server(mode: str, work: Path) -> tuple[subprocess.Popen, int, list[sub
             stdout=subprocess.DEVNULL))
         time.sleep(0.5)
         extra = ["--redis", f"redis://127.0.0.1:{redis_port}/0"]
+        if workers > 1:
+            extra += ["--workers", str(workers)]
     elif mode == "flask-reference":
         server = subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "bench_reference.py"), str(port)],
@@ -121,8 +137,8 @@ def login(port: int) -> str:
 
 
 class Listener:
-    def __init__(self, port: int, sampled: bool) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
+    def __init__(self, port: int, sampled: bool, source: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
         self.sock.setblocking(False)
         self.sock.sendall(request("GET", "/stream?room=general"))
         self.sampled = sampled
@@ -143,39 +159,98 @@ class Listener:
             latencies.extend((now - int(m.group(1))) / 1000 for m in MARK.finditer(data))
 
 
-def run(args: argparse.Namespace, port: int, server_pid: int | None) -> dict:
-    pin(1)
-    cookie = login(port)
-    before = rss_kib(server_pid) if server_pid else 0
-    listeners, epoll = [], select.epoll()
+def open_listeners(
+    port: int, count: int, sampled: int, epoll: select.epoll, source: str = "127.0.0.1"
+) -> dict[int, Listener]:
+    """Open ``count`` streams from ``source`` (the first ``sampled`` measure latency)."""
     by_fd: dict[int, Listener] = {}
-    for i in range(args.listeners):
-        listener = Listener(port, i < SAMPLED)
-        listeners.append(listener)
+    for i in range(count):
+        listener = Listener(port, i < sampled, source)
         by_fd[listener.sock.fileno()] = listener
         epoll.register(listener.sock.fileno(), select.EPOLLIN)
         if i % 500 == 499:
             time.sleep(0.05)  # let the server accept
+    return by_fd
+
+
+def pump_once(epoll: select.epoll, by_fd: dict[int, Listener], latencies: list[float],
+              timeout: float) -> list[int]:
+    """Read what arrived within ``timeout``; return the ready descriptors not listeners'."""
+    others = []
+    for fd, _ in epoll.poll(timeout):
+        listener = by_fd.get(fd)
+        if listener is None:
+            others.append(fd)
+            continue
+        try:
+            data = listener.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            continue
+        if not data:
+            epoll.unregister(fd)
+            continue
+        listener.feed(data, latencies)
+    return others
+
+
+def wait_connected(epoll: select.epoll, by_fd: dict[int, Listener], latencies: list[float]) -> None:
+    """Read until every stream has sent its first bytes (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(not x.tail for x in by_fd.values()):
+        pump_once(epoll, by_fd, latencies, 0.05)
+
+
+def listen_only(port: int, count: int, source: str) -> int:
+    """A further load process (``--generators``): streams only, counted, no latency.
+
+    Prints "ready" once every stream is connected, then reads the number of posts sent
+    from stdin, reads until each stream has them all (15 s at most), and prints its
+    counts as JSON.
+    """
+    pin(1)
+    epoll = select.epoll()
+    by_fd = open_listeners(port, count, 0, epoll, source)
+    wait_connected(epoll, by_fd, [])
+    print("ready", flush=True)
+    epoll.register(sys.stdin.fileno(), select.EPOLLIN)
+    sent = None
+    while sent is None:
+        if sys.stdin.fileno() in pump_once(epoll, by_fd, [], 0.05):
+            sent = int(sys.stdin.readline())
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(x.count < sent for x in by_fd.values()):
+        pump_once(epoll, by_fd, [], 0.05)
+    counts = [x.count for x in by_fd.values()]
+    print(json.dumps({"listeners": count, "got": sum(counts),
+                      "short": sum(c < sent for c in counts)}), flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace, port: int, server_pid: int | None) -> dict:
+    pin(1)
+    cookie = login(port)
+    before = rss_kib(server_pid) if server_pid else 0
+    share = args.listeners // args.generators
+    # Each load process connects from an address of its own (127.0.0.2, …: loopback, as
+    # if from other machines), so that none runs out of ports to connect from.
+    helpers = [subprocess.Popen(
+        [sys.executable, __file__, "--listen-only", "--port", str(port), "--listeners",
+         str(share), "--source", f"127.0.0.{2 + i}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    ) for i in range(args.generators - 1)]
+    epoll = select.epoll()
+    by_fd = open_listeners(port, args.listeners - share * len(helpers), SAMPLED, epoll)
+    listeners = list(by_fd.values())
     latencies: list[float] = []
 
     def pump(timeout: float) -> None:
-        for fd, _ in epoll.poll(timeout):
-            listener = by_fd.get(fd)
-            if listener is None:  # a poster's last reply
-                epoll.unregister(fd)
-                continue
-            try:
-                data = listener.sock.recv(READ_SIZE)
-            except BlockingIOError:
-                continue
-            if not data:
-                epoll.unregister(fd)
-                continue
-            listener.feed(data, latencies)
+        for fd in pump_once(epoll, by_fd, latencies, timeout):
+            epoll.unregister(fd)  # a poster's last reply
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(not listener.tail for listener in listeners):
-        pump(0.05)
+    wait_connected(epoll, by_fd, latencies)
+    for helper in helpers:
+        if helper.stdout.readline().strip() != "ready":
+            raise SystemExit("a load process failed to connect its listeners")
     time.sleep(0.5)
     pump(0.05)
     after = rss_kib(server_pid) if server_pid else 0
@@ -240,6 +315,17 @@ def run(args: argparse.Namespace, port: int, server_pid: int | None) -> dict:
     if short:
         print(f"{len(short)} listeners got fewer than {sent} posts; the first bytes of one: "
               f"{short[0].first[:400]!r}", file=sys.stderr)
+    for helper in helpers:
+        helper.stdin.write(f"{sent}\n")
+        helper.stdin.flush()
+    for helper in helpers:
+        report = json.loads(helper.stdout.readline())
+        helper.wait(10)
+        got += report["got"]
+        if report["short"]:
+            print(f"{report['short']} listeners of a further load process got fewer than "
+                  f"{sent} posts", file=sys.stderr)
+    expected = sent * args.listeners
     latencies.sort()
 
     def pct(p: float) -> float | None:
@@ -247,14 +333,14 @@ def run(args: argparse.Namespace, port: int, server_pid: int | None) -> dict:
             if latencies else None
 
     return {
-        "listeners": len(listeners), "posts": sent, "posts_per_s": round(sent / elapsed, 1),
+        "listeners": args.listeners, "posts": sent, "posts_per_s": round(sent / elapsed, 1),
         "deliveries": got, "expected": expected,
         "deliveries_per_s": round(got / elapsed),
         "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99),
                        "max": pct(1.0), "median": statistics.median(latencies)
                        if latencies else None},
-        "kib_per_listener": round((after - before) / len(listeners), 1)
-        if server_pid and listeners else None,
+        "kib_per_listener": round((after - before) / args.listeners, 1)
+        if server_pid and args.listeners else None,
     }
 
 
@@ -271,7 +357,18 @@ def main() -> int:
     load.add_argument("--rate", type=float, default=20, help="messages per second (default 20)")
     parser.add_argument("--posters", type=int, default=8)
     parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="with --mode redis: the server's --workers (default 1)")
+    parser.add_argument("--generators", type=int, default=1,
+                        help="load processes the listeners are spread over (default 1)")
+    parser.add_argument("--listen-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--source", default="127.0.0.1", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.listen_only:
+        return listen_only(args.port, args.listeners, args.source)
+    if args.workers > 1 and args.mode != "redis":
+        parser.error("--workers needs --mode redis")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.listeners + 1000)), hard))
     helpers: list[subprocess.Popen] = []
@@ -281,7 +378,7 @@ def main() -> int:
             if args.url:
                 port, pid = int(args.url.rsplit(":", 1)[1].strip("/")), args.pid
             else:
-                server, port, helpers = start_server(args.mode, Path(work))
+                server, port, helpers = start_server(args.mode, Path(work), args.workers)
                 pid = server.pid
             result = run(args, port, pid)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,9 +20,21 @@ from sse_client import SSEStream
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Return a free loopback port, from this test process's own range.
+
+    Each pytest-xdist worker draws from a range of its own below the kernel's ephemeral
+    ports, so no other worker, and no client connection, can take it before it is used.
+    """
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    low = 20000 + 1500 * (worker % 8)
+    for port in random.sample(range(low, low + 1500), 1500):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {low} and {low + 1500}")
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,3 +19,17 @@ def test_the_benchmark_runs_in_both_modes() -> None:
         )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         assert "deliveries" in done.stdout
+
+
+def test_the_capacity_plot_is_drawn(tmp_path: Path) -> None:
+    out = tmp_path / "capacity.png"
+    done = subprocess.run(
+        [sys.executable, "scripts/bench_plot.py", "--modes", "memory", "--listeners", "10,20",
+         "--rate", "5", "--duration", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "[4/4," in done.stdout  # progress, run by run
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figures = json.loads(out.with_suffix(".json").read_text())
+    assert [p["listeners"] for p in figures["memory"]] == [10, 20]
