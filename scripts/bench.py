@@ -136,9 +136,18 @@ def login(port: int) -> str:
     return re.search(r"Set-Cookie: ([^;]+)", head).group(1)
 
 
+# Linux: a bound socket takes its port at connect(), from the ports free for that
+# destination, not at bind() from those free for every destination.
+IP_BIND_ADDRESS_NO_PORT = 24
+
+
 class Listener:
     def __init__(self, port: int, sampled: bool, source: str = "127.0.0.1") -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+        self.sock = socket.socket()
+        if source != "127.0.0.1":
+            self.sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            self.sock.bind((source, 0))
+        self.sock.connect(("127.0.0.1", port))
         self.sock.setblocking(False)
         self.sock.sendall(request("GET", "/stream?room=general"))
         self.sampled = sampled

@@ -2,12 +2,14 @@
 
     python scripts/bench_plot.py --out docs/capacity.png
     python scripts/bench_plot.py --modes memory --listeners 1000,5000 --duration 3
+    python scripts/bench_plot.py --from docs/capacity.json --out docs/capacity.png
 
 For each mode and number of listeners it runs `scripts/bench.py` twice, each run with a
 server of its own: at `--rate` messages per second for the latency percentiles (post to
 event received), and flat out for deliveries per second. It prints each run's figures as
 it goes, writes them all as JSON beside the picture, and draws the picture (PNG, with
-matplotlib: `python -m pip install matplotlib`).
+matplotlib: `python -m pip install matplotlib`). `--from` draws it again from such a JSON
+file, without running anything.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def draw(results: dict[str, list[dict]], rate: float, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
     figure, (latency, throughput) = pyplot.subplots(1, 2, figsize=(11, 4.2))
     for mode, points in results.items():
@@ -57,6 +59,7 @@ def draw(results: dict[str, list[dict]], rate: float, out: Path) -> None:
                 ylabel="ms, post to event received")
     throughput.set(title="Deliveries per second, posters flat out", xlabel="listeners",
                    ylabel="events written to listeners per second")
+    throughput.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
     for axes in (latency, throughput):
         axes.set_ylim(bottom=0)
         axes.grid(alpha=0.3)
@@ -74,12 +77,18 @@ def main() -> int:
                         help="messages per second for the latency (default 20)")
     parser.add_argument("--duration", type=float, default=5, help="seconds per run (default 5)")
     parser.add_argument("--out", type=Path, default=Path("capacity.png"))
+    parser.add_argument("--from", dest="source", type=Path,
+                        help="draw from the JSON of an earlier run instead of measuring")
     args = parser.parse_args()
     try:
         import matplotlib  # noqa: F401  (fail now, not after minutes of runs)
     except ImportError:
         print("the plot needs matplotlib: python -m pip install matplotlib", file=sys.stderr)
         return 2
+    if args.source:
+        draw(json.loads(args.source.read_text()), args.rate, args.out)
+        print(f"wrote {args.out}")
+        return 0
     modes = args.modes.split(",")
     counts = [int(n) for n in args.listeners.split(",")]
     results: dict[str, list[dict]] = {mode: [] for mode in modes}

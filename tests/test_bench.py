@@ -33,3 +33,10 @@ def test_the_capacity_plot_is_drawn(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = json.loads(out.with_suffix(".json").read_text())
     assert [p["listeners"] for p in figures["memory"]] == [10, 20]
+    again = tmp_path / "again.png"
+    redrawn = subprocess.run(
+        [sys.executable, "scripts/bench_plot.py", "--from", str(out.with_suffix(".json")),
+         "--out", str(again)], capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert redrawn.returncode == 0, redrawn.stderr[-2000:]
+    assert again.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
