@@ -22,7 +22,7 @@ from .events import Draft, Event, Expected
 from .guards import post_windows, rate_refusal
 from .idempotency import request_key
 from .identity import User, name_taken, require_user, user_of
-from .storage import GENERAL, NameTaken, RateExceeded, Room, Stale
+from .storage import GENERAL, NameTaken, RateExceeded, Room, Stale, Unavailable
 
 View = TypeVar("View", bound=Callable[..., Response])
 
@@ -81,8 +81,8 @@ def decided_again_when_stale(view: View) -> View:
             except Stale:
                 g.pop("user", None)
                 g.afresh = True
-        raise ApiError(503, "busy", "The chat changed while this post was made: send it again.",
-                       {"Retry-After": "1"})
+        # Changed again between each fresh read and its append: a 503 the page resends.
+        raise Unavailable("The host's rules kept changing while this post was made.")
 
     return run  # type: ignore[return-value]
 
