@@ -99,7 +99,10 @@ class SocketWriter:
             self._backlog.append(data)  # the sender writes it after what it has
             return
         try:
-            sent = self._sock.send(data, 0, 0.0)  # timeout 0: never wait
+            # The non-blocking socket gevent wraps, without the wrapper's code in between:
+            # one call per listener per flush, the fan-out's hottest line. A send that
+            # would block raises BlockingIOError at once.
+            sent = self._sock._sock.send(data)
         except BlockingIOError:
             sent = 0
         except OSError as exc:

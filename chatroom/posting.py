@@ -22,7 +22,7 @@ from .events import Draft, Event, Expected
 from .guards import post_windows, rate_refusal
 from .idempotency import request_key
 from .identity import User, name_taken, require_user, user_of
-from .storage import GENERAL, NameTaken, RateExceeded, Room, Stale, Unavailable
+from .storage import GENERAL, NameTaken, RateExceeded, Room, Stale, Storage, Unavailable
 
 View = TypeVar("View", bound=Callable[..., Response])
 
@@ -30,11 +30,20 @@ View = TypeVar("View", bound=Callable[..., Response])
 _TRIES = 3
 
 
+class AlreadyPosted(Exception):
+    """The post was made before (its Idempotency-Key): answer that message."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(event)
+        self.event = event
+
+
 class Decision:
     """What a post is decided on: the poster, the settings read, the room (None: none)."""
 
-    def __init__(self, user: User, settings: list[str | None], room: Room | None,
-                 keys: list[str], fresh: bool) -> None:
+    def __init__(self, storage: Storage, user: User, settings: list[str | None],
+                 room: Room | None, keys: list[str], fresh: bool) -> None:
+        self._storage = storage
         self.user = user
         self.settings = settings
         self.room = room
@@ -46,13 +55,18 @@ class Decision:
 
     def check(self, rules: Callable[[list[str | None]], None]) -> None:
         """Run the host's ``rules`` on the settings; a refusal made on settings remembered
-        from an earlier post is made again on fresh ones (the host may have lifted it)."""
+        from an earlier post is made again on fresh ones (the host may have lifted it), and
+        a post made before the rules changed (sent again with its key) is not refused."""
         try:
             rules(self.settings)
         except ApiError:
-            if self._fresh:
-                raise
-            raise Stale from None
+            if not self._fresh:
+                raise Stale from None
+            key = request_key(self.user.session)
+            prior = self._storage.posted(key) if key else None
+            if prior is not None:
+                raise AlreadyPosted(prior) from None
+            raise
 
 
 def require_poster(keys_for: Callable[[str], list[str]], room: str = GENERAL) -> Decision:
@@ -67,7 +81,7 @@ def require_poster(keys_for: Callable[[str], list[str]], room: str = GENERAL) ->
     found, values, place = storage.recall(sid, keys, room, fresh=fresh)
     fresh = fresh or not storage.remembers
     g.user = user_of(found)
-    return Decision(require_user(), values, place, keys, fresh)
+    return Decision(storage, require_user(), values, place, keys, fresh)
 
 
 def decided_again_when_stale(view: View) -> View:
@@ -78,6 +92,8 @@ def decided_again_when_stale(view: View) -> View:
         for _ in range(_TRIES):
             try:
                 return view(*args, **kwargs)
+            except AlreadyPosted as done:
+                return posted(done.event, False)
             except Stale:
                 g.pop("user", None)
                 g.afresh = True

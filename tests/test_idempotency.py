@@ -87,3 +87,24 @@ def test_the_key_survives_a_restart(start_server, mode, unique) -> None:
     again = post(ana, "before the restart", "k")
     assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
     assert len(ana.history()) == 1
+
+
+def test_a_post_sent_again_after_a_mute_answers_the_message_it_made(
+    start_server, mode, unique
+) -> None:
+    # The first try was stored, its answer lost; the host muted the poster meanwhile.
+    token = "host-token-for-the-tests"
+    server = start_server(mode, env={"CHATROOM_HOST_TOKEN": token})
+    teacher = server.visitor()
+    teacher.request("GET", f"/host?token={token}", allow_redirects=False)
+    teacher.login(unique("teacher"))
+    ana = server.visitor(unique("ana"))
+    first = post(ana, "before the mute", "k1")
+    mute = teacher.request("POST", f"/api/users/{ana.name}/mute", json={"minutes": 5})
+    assert mute.status_code == 200
+    again = post(ana, "before the mute", "k1")
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    refused = post(ana, "after the mute", "k2")
+    assert refused.status_code == 403 and refused.json()["code"] == "muted"
+    assert [m["text"] for m in ana.history()] == ["before the mute"]

@@ -226,3 +226,10 @@ def test_a_post_is_decided_on_what_was_read_and_stored_only_if_it_still_holds(
     assert storage.rate_hit("post:sess:s1", RateLimit(1, 30)) == 0
     # What changed is read again, not answered from what a process remembered.
     assert storage.recall("s1", keys, "maths")[:2] == (None, ["99", None])
+
+
+def test_what_a_key_stored_can_be_read_back(storage: Storage) -> None:
+    made, _ = storage.append(message("kept", key="k1"))
+    found = storage.posted("k1")
+    assert found is not None and (found.id, found.data) == (made.id, made.data)
+    assert storage.posted("never") is None

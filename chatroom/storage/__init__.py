@@ -92,6 +92,10 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    def posted(self, key: str) -> Event | None:
+        """Return the event an append stored under idempotency ``key`` (KEY_TTL s), or None."""
+
+    @abstractmethod
     def history(self, channel: str, limit: int, before: int | None = None) -> list[Event]:
         """Return the newest ``limit`` events of ``channel`` below id ``before``, oldest first."""
 

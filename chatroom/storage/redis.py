@@ -153,6 +153,10 @@ class RedisStorage(RedisLiveState, Storage):
         event = Event.logged(int(id_text), draft.channel, draft.kind, draft.body, epoch.decode())
         return event, True
 
+    def posted(self, key: str) -> Event | None:
+        record = self._redis.get(_POSTED_PREFIX + key)
+        return None if record is None else Event.from_record(record)
+
     def history(self, channel: str, limit: int, before: int | None = None) -> list[Event]:
         top = f"({before}" if before is not None else "+inf"
         records = self._redis.zrevrangebyscore(_log_key(channel), top, "-inf", 0, limit)

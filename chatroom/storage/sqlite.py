@@ -79,12 +79,9 @@ class SqliteStorage(ProcessState, Storage):
         # One process, and no greenlet switch inside these calls: atomic as a whole.
         now = time.time()
         if draft.key:
-            prior = self._db.execute(
-                "SELECT id, channel, kind, body FROM posted WHERE key = ? AND expires > ?",
-                (draft.key, now),
-            ).fetchone()
+            prior = self.posted(draft.key)
             if prior is not None:
-                return Event.logged(*prior, self.epoch), False
+                return prior, False
         if draft.expects is not None and not self.still(draft.expects):
             raise Stale
         if draft.holds is not None and not self.claim_name(*draft.holds):
@@ -117,6 +114,13 @@ class SqliteStorage(ProcessState, Storage):
                 self._keyed = 0
                 self._db.execute("DELETE FROM posted WHERE expires < ?", (now,))
         return Event.logged(event_id, draft.channel, draft.kind, draft.body, self.epoch), True
+
+    def posted(self, key: str) -> Event | None:
+        found = self._db.execute(
+            "SELECT id, channel, kind, body FROM posted WHERE key = ? AND expires > ?",
+            (key, time.time()),
+        ).fetchone()
+        return None if found is None else Event.logged(*found, self.epoch)
 
     def _count_append(self, channel: str, table: str) -> None:
         count = self._appends.get(channel, 0) + 1
