@@ -189,3 +189,45 @@ def test_the_fan_out_delivers_in_id_order_once_filling_gaps_from_storage(tmp_pat
     assert [i for i, _ in listener.take(0)] == [later.id]
     fanout.close_all()
     storage.close()
+
+
+def _handed_over(fanout: Fanout, channels: set[str], limit: int = 100):
+    listener = Listener(channels, None, limit=limit)
+    fanout.add(listener)
+    server_end, browser = gevent.socket.socketpair()
+    ended: list[bool] = []
+    fanout.take_over(listener, server_end, False, lambda: ended.append(True))
+    return listener, browser, ended
+
+
+def test_a_turn_of_events_reaches_each_listener_once_in_order_within_its_buffer(tmp_path) -> None:
+    storage = SqliteStorage(tmp_path / "chat.sqlite3", history=100)
+    fanout = Fanout(storage)
+    _, one_browser, _ = _handed_over(fanout, {"room:general"})
+    _, both_browser, _ = _handed_over(fanout, {"room:general", "room:side"})
+    small, small_browser, small_ended = _handed_over(fanout, {"room:general"}, limit=2)
+    replayed, replayed_browser, _ = _handed_over(fanout, {"room:general"})
+
+    def append(channel: str, text: str) -> Event:
+        return storage.append(Draft.of(channel, "message", text=text))[0]
+
+    general = [append("room:general", f"g{i}") for i in range(3)]
+    side = append("room:side", "s")
+    last = append("room:general", "g3")
+    replayed.replayed_up_to(general[1].id)  # its replay sent the first two already
+    for turn in (general, [side, last]):  # one channel, then two, in a turn of the loop
+        for event in turn:
+            fanout.receive(event)
+        gevent.sleep(0)  # the flush
+    frames = [e.frame for e in (*general, last)]
+    assert read_all(one_browser, len(b"".join(frames))) == b"".join(frames)
+    in_order = [e.frame for e in (*general, side, last)]
+    assert read_all(both_browser, len(b"".join(in_order))) == b"".join(in_order)
+    assert read_all(replayed_browser, len(general[2].frame + last.frame)) == (
+        general[2].frame + last.frame)
+    wait_until(lambda: small_ended == [True])  # three events for a buffer of two: cut
+    assert small.closed and fanout.dropped == 1
+    fanout.close_all()
+    storage.close()
+    for browser in (one_browser, both_browser, small_browser, replayed_browser):
+        browser.close()
