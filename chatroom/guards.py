@@ -8,6 +8,7 @@ and ``CHATROOM_RATE_LIMIT=off`` lifts them all (load tests).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
@@ -74,24 +75,28 @@ def too_soon(wait: float, code: str, sentence: str) -> ApiError:
     )
 
 
-def post_windows(config: Config, session: str) -> list[tuple[str, RateLimit, str]]:
+# A rate window a post counts in, as storage counts it with the append: its key, its
+# limit, and the 429 a post past it gets, given the seconds until it may be sent.
+Window = tuple[str, RateLimit, Callable[[float], ApiError]]
+
+
+def post_windows(config: Config, session: str) -> list[Window]:
     """The rate windows one message (room or private) counts in: its session's and its
-    client address's, as (key, limit, what); storage counts them with the append."""
+    client address's."""
     per_user = config.rate_limit
     if per_user is None:
         return []
-    windows = [(f"post:sess:{session}", per_user, "messages")]
+    windows = [(f"post:sess:{session}", per_user, _refusal(per_user, "messages"))]
     address = client_address()
     if not network.is_this_computer(address):
         per_address = RateLimit(per_user.count * POSTS_PER_ADDRESS_FACTOR, per_user.seconds)
-        windows.append((f"post:addr:{address}", per_address, "messages from one address"))
+        windows.append((f"post:addr:{address}", per_address,
+                        _refusal(per_address, "messages from one address")))
     return windows
 
 
-def rate_refusal(window: tuple[str, RateLimit, str], wait: float) -> ApiError:
-    """Return the 429 for a post past ``window`` (one of :func:`post_windows`)."""
-    _, past, what = window
-    return too_soon(
+def _refusal(past: RateLimit, what: str) -> Callable[[float], ApiError]:
+    return lambda wait: too_soon(
         wait, "rate_limited",
         f"Slow down: at most {past.count} {what} every {past.seconds:g} seconds.",
     )

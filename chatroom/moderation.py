@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .config import RateLimit
 from .errors import ApiError
 from .events import now_ms
-from .guards import client_address, too_soon
+from .guards import Window, client_address, too_soon
 from .identity import User
 from .storage import Storage
 
@@ -105,8 +105,9 @@ def post_setting_keys(session_id: str, room: str) -> list[str]:
     return [_ROOM + room, _MUTE + session_id, BAN + client_address()]
 
 
-def check_post(storage: Storage, user: User, room: str, values: list[str | None]) -> None:
-    """Refuse a post the host's rules forbid: banned, muted, read-only room, slow mode.
+def check_post(user: User, room: str, values: list[str | None]) -> list[Window]:
+    """Refuse a post the host's rules forbid (banned, muted, read-only room); return the
+    rate window slow mode adds, which storage counts with the append.
 
     ``values`` are the settings of :func:`post_setting_keys`, read with the session.
     """
@@ -114,17 +115,15 @@ def check_post(storage: Storage, user: User, room: str, values: list[str | None]
     _refuse_banned(ban_value)
     _refuse_muted(mute_value)
     if user.host:
-        return
+        return []
     rules = _rules(room_value)
     if rules.read_only:
         raise ApiError(403, "read_only", f"Only the host can post in #{room} now.")
-    if rules.slow_mode:
-        wait = storage.rate_hit(f"slow:{room}:{user.session}", RateLimit(1, rules.slow_mode))
-        if wait:
-            raise too_soon(
-                wait, "slow_mode", f"#{room} is in slow mode: one message every"
-                f" {rules.slow_mode} s.",
-            )
+    if not rules.slow_mode:
+        return []
+    sentence = f"#{room} is in slow mode: one message every {rules.slow_mode} s."
+    return [(f"slow:{room}:{user.session}", RateLimit(1, rules.slow_mode),
+             lambda wait: too_soon(wait, "slow_mode", sentence))]
 
 
 def private_message_setting_keys(session_id: str) -> list[str]:

@@ -19,7 +19,7 @@ from flask import Response, current_app, g, session
 from .chat import Chat
 from .errors import ApiError
 from .events import Draft, Event, Expected
-from .guards import post_windows, rate_refusal
+from .guards import Window, post_windows
 from .idempotency import request_key
 from .identity import User, name_taken, require_user, user_of
 from .storage import GENERAL, NameTaken, RateExceeded, Room, Stale, Storage, Unavailable
@@ -48,17 +48,20 @@ class Decision:
         self.settings = settings
         self.room = room
         self._fresh = fresh
+        # Rate windows the host's rules add (slow mode), counted with the append.
+        self.windows: list[Window] = []
         self.expected = Expected(
             user.session, user.name, user.host, tuple(zip(keys, settings, strict=True)),
             "" if room is None or room.name == GENERAL else room.name,
         )
 
-    def check(self, rules: Callable[[list[str | None]], None]) -> None:
-        """Run the host's ``rules`` on the settings; a refusal made on settings remembered
-        from an earlier post is made again on fresh ones (the host may have lifted it), and
-        a post made before the rules changed (sent again with its key) is not refused."""
+    def check(self, rules: Callable[[list[str | None]], list[Window] | None]) -> None:
+        """Run the host's ``rules`` on the settings, keeping the rate windows they add; a
+        refusal made on settings remembered from an earlier post is made again on fresh
+        ones (the host may have lifted it), and a post made before the rules changed (sent
+        again with its key) is not refused."""
         try:
-            rules(self.settings)
+            self.windows = rules(self.settings) or []
         except ApiError:
             if not self._fresh:
                 raise Stale from None
@@ -106,7 +109,7 @@ def decided_again_when_stale(view: View) -> View:
 def post_as(chat: Chat, decision: Decision, draft: Draft) -> Response:
     """Publish ``draft`` as the poster's message; answer 201 with it (409, 429 if refused)."""
     user = decision.user
-    windows = post_windows(chat.config, user.session)
+    windows = post_windows(chat.config, user.session) + decision.windows
     guarded = draft.guarded(
         key=request_key(user.session), holds=chat.names.hold_for(user),
         counts=tuple((key, limit.count, limit.seconds) for key, limit, _ in windows),
@@ -117,7 +120,7 @@ def post_as(chat: Chat, decision: Decision, draft: Draft) -> Response:
     except NameTaken:
         raise name_taken(user) from None
     except RateExceeded as exc:
-        raise rate_refusal(windows[exc.index], exc.wait) from None
+        raise windows[exc.index][2](exc.wait) from None
 
 
 def posted(event: Event, fresh: bool) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 
 import pytest
 import requests
@@ -343,3 +344,23 @@ def test_what_another_process_changed_holds_at_the_next_post(start_server, uniqu
     assert student.post("logged out").json()["code"] == "login_required"
     history = [m["text"] for m in teacher.history()]
     assert "free again" in history and "muted now" not in history
+
+
+def test_a_post_decided_again_counts_once_in_slow_mode(start_server, redis_server, unique):
+    # The post is first decided on slow mode as its process last read it; the host changed
+    # it through another process, so it is decided again: counted once, not refused.
+    env = {**HOST_ENV, "CHATROOM_SECRET_KEY": "k" * 40}
+    one, two = start_server("redis", env=env), start_server("redis", env=env)
+    teacher = _host(two, unique("teacher"))
+    student = one.visitor(unique("st"))
+    rules = "/api/rooms/general"
+    assert teacher.request("PATCH", rules, json={"slow_mode": 1}).status_code == 200
+    assert student.post("first").status_code == 201
+    windows = redis_server.client()
+    deadline = time.monotonic() + 5
+    while windows.keys("chatroom:rate:slow:*"):  # the second of slow mode is over
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert teacher.request("PATCH", rules, json={"slow_mode": 2}).status_code == 200
+    assert student.post("second").status_code == 201
+    assert student.post("third").json()["code"] == "slow_mode"

@@ -152,7 +152,7 @@ def post_message(room: str) -> Response:
     # A bad name is a 400 and an unknown room a 404, answered by existing_room.
     found = decision.room if name and decision.room else existing_room(chat, room)
     text = validation.message_text(validation.body_field("text"))
-    decision.check(lambda rules: moderation.check_post(chat.storage, user, found.name, rules))
+    decision.check(lambda rules: moderation.check_post(user, found.name, rules))
     fields = {"room": found.name, "user": user.name, "text": text, "ts": now_ms()}
     if user.host:
         fields["host"] = True  # a mark no one else can get: the host's messages
