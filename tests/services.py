@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -18,6 +19,12 @@ import requests.adapters
 
 from sse_client import SSEStream
 
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_PORTS = range(20000 + 1500 * (_WORKER % 8), 20000 + 1500 * (_WORKER % 8 + 1))
+# Handed out in turn from a random start: two calls never give the same port (a group of
+# servers takes several before any of them binds), until the range comes round again.
+_next_port = itertools.count(random.randrange(len(_PORTS)))
+
 
 def free_port() -> int:
     """Return a free loopback port, from this test process's own range.
@@ -25,16 +32,15 @@ def free_port() -> int:
     Each pytest-xdist worker draws from a range of its own below the kernel's ephemeral
     ports, so no other worker, and no client connection, can take it before it is used.
     """
-    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    low = 20000 + 1500 * (worker % 8)
-    for port in random.sample(range(low, low + 1500), 1500):
+    for _ in range(len(_PORTS)):
+        port = _PORTS[next(_next_port) % len(_PORTS)]
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port between {low} and {low + 1500}")
+    raise RuntimeError(f"no free port between {_PORTS.start} and {_PORTS.stop}")
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
