@@ -45,8 +45,8 @@ def start_server(
                     redis.flush()
             redis_url = redis.url
         server = ChatServer(mode, tmp_path / f"data{len(started)}", redis_url, **kwargs)
-        started.append(server.start())
-        return server
+        started.append(server)  # stopped at the end even if it fails to start
+        return server.start()
 
     yield start
     for server in started:

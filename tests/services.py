@@ -128,6 +128,14 @@ class SentinelGroup:
         return server
 
     def start(self) -> SentinelGroup:
+        """Start every server and wait until the group is whole; stop them all if it is not."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # a fixture that fails in setup gets no teardown
+            raise
+
+    def _start(self) -> SentinelGroup:
         self.primary.start()
         for replica in self.replicas:
             replica.start(replica_of=self.primary.port)
