@@ -13,7 +13,7 @@ from ..events import Draft, Event, new_epoch, room_channel
 from . import GENERAL, KEY_TTL, NameTaken, RateExceeded, Room, Session, Stale, Storage, Unavailable
 from . import redis_scripts as scripts
 from .recalled import Recalled
-from .redis_live import RedisLiveState
+from .redis_live import RATE_PREFIX, RedisLiveState
 
 _SEQ = "chatroom:seq"
 # The store's life: set when the chat first uses this Redis, and again by the first
@@ -30,7 +30,6 @@ def _log_key(channel: str) -> str:
 
 _NAME_PREFIX = "chatroom:name:"
 _POSTED_PREFIX = "chatroom:posted:"
-_RATE_PREFIX = "chatroom:rate:"
 # How long a post waits for the replicas it needs before it is answered 503.
 _WAIT_MS = 1000
 _HOLDER_PREFIX = "chatroom:holder:"
@@ -122,7 +121,7 @@ class RedisStorage(RedisLiveState, Storage):
             args += ["", ""]
         args.append(len(draft.counts))
         for key, count, seconds in draft.counts:
-            keys.append(_RATE_PREFIX + key)
+            keys.append(RATE_PREFIX + key)
             args += [count, _ms(seconds)]
         keys += [_log_key(draft.channel), *(_log_key(c) for c in draft.also)]
         try:

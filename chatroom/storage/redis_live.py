@@ -12,6 +12,8 @@ from . import redis_scripts as scripts
 
 _PRESENCE_ROOMS = "chatroom:presence-rooms"
 _PRESENCE_PREFIX = "chatroom:presence:"
+# A rate window's counter, whether counted alone or in an append's step.
+RATE_PREFIX = "chatroom:rate:"
 
 
 def _now_ms() -> int:
@@ -30,7 +32,7 @@ class RedisLiveState:
 
     def rate_hit(self, key: str, limit: RateLimit) -> float:
         window_ms = max(1, int(limit.seconds * 1000))
-        wait_ms = self._rate(keys=["chatroom:rate:" + key], args=[limit.count, window_ms])
+        wait_ms = self._rate(keys=[RATE_PREFIX + key], args=[limit.count, window_ms])
         return max(0.0, int(wait_ms) / 1000)
 
     def presence_add(self, room: str, user: str, process: str, ttl: float) -> bool:
