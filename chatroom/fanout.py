@@ -4,12 +4,12 @@ The broker hands each event to :meth:`Fanout.receive` once per process. The fan-
 the one place that keeps events in id order: it skips an id it already delivered and,
 when ids jump (Redis pub/sub is at most once), delivers what storage holds in between
 first; :meth:`Fanout.resync` does the same after an outage. From there an event costs a
-dictionary lookup and a list append per listener. Listeners that got something
-are flushed once per turn of the event loop (:meth:`Fanout.deliver` schedules it), so a
-burst of events reaches each socket in one write. Each listener's buffer is bounded: one
-that fills up (a client that stopped reading) is cut and resumes later with
-``Last-Event-ID``, so it never holds memory or delays anyone else. A timer writes a
-comment to streams that had nothing for an interval.
+dictionary lookup and a list append, whatever the number of listeners: events wait for
+the flush, once per turn of the event loop, which joins and frames them once for every
+listener that follows the same of them and writes that to each socket in one write. Each
+listener's buffer is bounded: one that falls too far behind (a client that stopped
+reading) is cut and resumes later with ``Last-Event-ID``, so it never holds memory or
+delays anyone else. A timer writes a comment to streams that had nothing for an interval.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from .events import (
     room_channel,
     user_channel,
 )
+from .handover import Batch
 from .listener import Listener
 from .periodic import Periodic
 from .sse import KEEPALIVE
@@ -62,11 +63,12 @@ class Fanout:
         # Seconds from an event's arrival to the end of the flush that sent it, recent
         # flushes: the delivery latency this process adds.
         self.fanout_seconds: deque[float] = deque(maxlen=2000)
-        # Listeners with unflushed frames; the flush is due once this greenlet yields.
-        self._dirty: list[Listener] = []
+        # Events for the next flush, each with the listeners that follow its channel (the
+        # index's own set: no listener joins it before the flush, see add).
+        self._pending: list[tuple[Event, set[Listener]]] = []
         self._flush_due = False
-        # When the first event of the coming flush arrived (None: only keep-alives).
-        self._first_queued: float | None = None
+        # When the first event of the coming flush arrived.
+        self._first_queued = 0.0
         self._loop = gevent.get_hub().loop
 
     def take_over(
@@ -83,18 +85,17 @@ class Fanout:
                 self.dropped += 1
             self._closing.spawn(on_end)
 
-        listener.hand_over(sock, chunked, self._dirty, ended, self._loop)
+        listener.hand_over(sock, chunked, ended, self._loop)
         self._timer.start()
 
     def keep_alive(self, due: float) -> None:
         """Queue a keep-alive to every handed-over stream with nothing written since ``due``."""
         for listener in list(self._all):
             writer = listener.writer
-            if writer is None or writer.last_write > due or listener.unflushed:
+            if writer is None or writer.last_write > due:
                 continue
-            if not listener.queue(None, KEEPALIVE):
+            if not listener.write(KEEPALIVE):
                 self._cut(listener)
-        self._schedule_flush()
 
     def __len__(self) -> int:
         return len(self._all)
@@ -104,7 +105,9 @@ class Fanout:
         return set(self._by_channel)
 
     def add(self, listener: Listener) -> None:
-        """Start delivering to ``listener``."""
+        """Start delivering to ``listener``: what is published from now on."""
+        # Events published before are on their way to the others only.
+        self._flush()
         self._all.add(listener)
         for channel in listener.channels:
             self._by_channel.setdefault(channel, set()).add(listener)
@@ -143,31 +146,27 @@ class Fanout:
             self.delivered = event.id or self.delivered
 
     def _deliver(self, event: Event) -> None:
-        # Put ``event`` on the buffer of every local listener that follows its channel.
+        # Make ``event`` due to every local listener that follows its channel.
         if event.id is not None:
             self.events += 1
         targets = self._targets(event.channel)
         if not targets:
             if event.channel == SESSIONS_CHANNEL:
+                self._flush()  # what came before the end (a "kicked") goes out first
                 self._end_session(event.payload()["session"])
             return
-        arrived = time.monotonic() if self._first_queued is None else None
-        full = [listener for listener in targets if not listener.push(event)]
-        if arrived is not None and self._dirty:
-            self._first_queued = arrived
-        self._schedule_flush()
-        self.deliveries += len(targets) - len(full)
-        for listener in full:
-            self._cut(listener)
+        if not self._pending:
+            self._first_queued = time.monotonic()
+            self._schedule_flush()
+        self._pending.append((event, targets))
         if event.kind == "room_closed":
+            self._flush()  # the room's listeners get it before they move
             self._move_to_general(event.payload()["room"])
 
     def _end_session(self, session: str) -> None:
         # Logout or a kick: the session's streams end cleanly (the end of the body).
         for listener in [x for x in self._all if x.user is not None and x.user.session == session]:
             self.remove(listener)
-            if listener.writer is not None:
-                listener.flush()  # what came before the end (a "kicked") goes out first
             listener.end()
 
     def _cut(self, listener: Listener) -> None:
@@ -176,20 +175,49 @@ class Fanout:
         listener.cut()
 
     def _schedule_flush(self) -> None:
-        if self._dirty and not self._flush_due:
+        if not self._flush_due:
             # Once this greenlet yields: events that arrive meanwhile share the flush.
             self._flush_due = True
             self._loop.run_callback(self._flush)
 
     def _flush(self) -> None:
         self._flush_due = False
-        dirty, self._dirty[:] = list(self._dirty), []
-        for listener in dirty:
-            listener.flush()
-        # The latency of events, not of keep-alives (which are due by the clock).
-        if self._first_queued is not None:
-            self.fanout_seconds.append(time.monotonic() - self._first_queued)
-            self._first_queued = None
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        targets = pending[0][1]
+        if all(group is targets for _, group in pending):
+            # The common case: every event to the same listeners (one room's).
+            self._send(Batch([event for event, _ in pending]), targets)
+        else:
+            self._send_grouped(pending)
+        self.fanout_seconds.append(time.monotonic() - self._first_queued)
+
+    def _send_grouped(self, pending: list[tuple[Event, set[Listener]]]) -> None:
+        # Listeners that follow the same of these events get the same batch: one bit per
+        # distinct set of listeners, one batch per combination of bits.
+        bit_of: dict[int, int] = {}
+        member: dict[Listener, int] = {}
+        bits = []
+        for _, group in pending:
+            bit = bit_of.get(id(group))
+            if bit is None:
+                bit = bit_of[id(group)] = 1 << len(bit_of)
+                for listener in group:
+                    member[listener] = member.get(listener, 0) | bit
+            bits.append(bit)
+        alike: dict[int, list[Listener]] = {}
+        for listener, mask in member.items():
+            alike.setdefault(mask, []).append(listener)
+        for mask, listeners in alike.items():
+            events = [event for (event, _), bit in zip(pending, bits, strict=True) if mask & bit]
+            self._send(Batch(events), listeners)
+
+    def _send(self, batch: Batch, listeners: set[Listener] | list[Listener]) -> None:
+        full = [listener for listener in list(listeners) if not listener.deliver(batch)]
+        self.deliveries += (len(listeners) - len(full)) * len(batch.events)
+        for listener in full:
+            self._cut(listener)
 
     def _targets(self, channel: str) -> set[Listener] | None:
         if channel == ROOMS_CHANNEL:
@@ -216,6 +244,7 @@ class Fanout:
     def close_all(self) -> None:
         """End every stream (the server is stopping)."""
         self._timer.stop()
+        self._flush()
         listeners = list(self._all)
         # Out of the index first: each stream's leave is then announced to other
         # processes, not fanned out to the thousands of streams ending beside it.

@@ -29,9 +29,12 @@ import contextlib
 import errno
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
+
+if TYPE_CHECKING:
+    from .events import Event
 
 LAST_CHUNK = b"0\r\n\r\n"
 # Called once when the connection fails: the error (None: the client hung up) and
@@ -60,6 +63,31 @@ def response_chunked(environ: dict[str, Any]) -> bool:
     return environ.get("SERVER_PROTOCOL") != "HTTP/1.0"
 
 
+def chunk(data: bytes) -> bytes:
+    """Frame ``data`` as one HTTP chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class Batch:
+    """Events that go to many streams in one write each: joined and framed once for all."""
+
+    __slots__ = ("_chunk", "data", "events", "first_id")
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self.data = events[0].frame if len(events) == 1 else b"".join(e.frame for e in events)
+        # The lowest id among them: a stream that replayed past it skips some.
+        self.first_id = next((e.id for e in events if e.id is not None), None)
+        self._chunk: bytes | None = None
+
+    @property
+    def chunk(self) -> bytes:
+        """The same bytes as one HTTP chunk."""
+        if self._chunk is None:
+            self._chunk = chunk(self.data)
+        return self._chunk
+
+
 class SocketWriter:
     """Writes one handed-over stream to its socket, without ever waiting in the event loop.
 
@@ -69,7 +97,7 @@ class SocketWriter:
     """
 
     __slots__ = ("_backlog", "_chunked", "_lost", "_sock", "_watcher", "closed", "last_write",
-                 "sender")
+                 "sender", "waiting")
 
     def __init__(self, sock: Any, chunked: bool, loop: Any, lost: Lost) -> None:
         self._sock = sock
@@ -78,6 +106,8 @@ class SocketWriter:
         # Framed bytes the socket has not taken yet (a list only while there are some: a
         # waiting stream should cost as little as possible).
         self._backlog: list[bytes] | None = None
+        # How many frames wait in the backlog for a client that is not taking data.
+        self.waiting = 0
         # The greenlet finishing a blocked write, while there is one.
         self.sender: gevent.Greenlet | None = None
         self.closed = False
@@ -86,17 +116,19 @@ class SocketWriter:
         self._watcher = loop.io(sock.fileno(), 1)
         self._watcher.start(self._readable)
 
-    @property
-    def waiting(self) -> int:
-        """How many writes wait for a client that is not taking data (0: none)."""
-        return len(self._backlog) + 1 if self.sender is not None else 0
+    def write(self, data: bytes, frames: int = 1) -> None:
+        """Send ``data`` (``frames`` frames) as one chunk: now, as far as the socket takes
+        it, the rest later."""
+        self._send(chunk(data) if self._chunked else data, frames)
 
-    def write(self, data: bytes) -> None:
-        """Send ``data`` as one chunk: now, as far as the socket takes it, the rest later."""
-        if self._chunked:
-            data = b"%x\r\n%s\r\n" % (len(data), data)
+    def send(self, batch: Batch) -> None:
+        """Send ``batch`` as one chunk, framed once for every stream it goes to."""
+        self._send(batch.chunk if self._chunked else batch.data, len(batch.events))
+
+    def _send(self, data: bytes, frames: int) -> None:
         if self.sender is not None:
             self._backlog.append(data)  # the sender writes it after what it has
+            self.waiting += frames
             return
         try:
             # The non-blocking socket gevent wraps, without the wrapper's code in between:
@@ -111,20 +143,23 @@ class SocketWriter:
         self.last_write = time.monotonic()
         if sent < len(data):
             self._backlog = [data[sent:]]
+            self.waiting = frames
             self.sender = gevent.spawn(self._send_backlog)
 
     def _send_backlog(self) -> None:
         try:
             while self._backlog:
-                data = b"".join(self._backlog)
+                data, frames = b"".join(self._backlog), self.waiting
                 self._backlog = []
                 self._sock.sendall(data)
+                self.waiting -= frames
                 self.last_write = time.monotonic()
         except OSError as exc:
             self._lost(exc, True)
         finally:
             self.sender = None
             self._backlog = None
+            self.waiting = 0
 
     def _readable(self) -> None:
         # The watcher is level-triggered: left running, it would fire again on every turn

@@ -3,11 +3,11 @@
 A stream starts in the greenlet that serves its request, which writes the first frames
 (retry, presence, replay) through the WSGI server; frames that arrive meanwhile are
 *queued* for that greenlet. Then its connection is handed over (:mod:`.handover`) and
-the request's greenlet ends: from then on frames are *unflushed* until the fan-out's
-next flush, once per turn of the event loop, which hands everything that arrived since
-the last turn to the stream's :class:`~chatroom.handover.SocketWriter` in one write. A
-waiting stream thus costs no greenlet, no request objects, no read buffer: a socket and
-two small objects.
+the request's greenlet ends: from then on the fan-out's flush, once per turn of the
+event loop, hands the stream a :class:`~chatroom.handover.Batch` of everything it follows
+that arrived since the last turn, which its :class:`~chatroom.handover.SocketWriter`
+sends in one write. A waiting stream thus costs no greenlet, no request objects, no read
+buffer: a socket and two small objects.
 
 A stream ends in one of three ways: :meth:`Listener.end` (the server ends it cleanly: a
 logout, a stop), :meth:`Listener.cut` (its buffer is full: a client that stopped reading)
@@ -24,7 +24,7 @@ import gevent
 from gevent.event import Event as Signal
 
 from .events import Event
-from .handover import SocketWriter
+from .handover import Batch, SocketWriter
 
 if TYPE_CHECKING:
     from .identity import User
@@ -34,7 +34,6 @@ class Listener:
     """One stream's channels and buffers; bounded to ``limit`` frames in all."""
 
     __slots__ = (
-        "_dirty",
         "_on_end",
         "_signal",
         "channels",
@@ -44,7 +43,6 @@ class Listener:
         "limit",
         "queued",
         "stalled",
-        "unflushed",
         "user",
         "writer",
     )
@@ -56,33 +54,26 @@ class Listener:
         # Before the hand-over: (id, frame) pairs for the request's greenlet; the id lets
         # a stream that just replayed skip what it already sent.
         self.queued: list[tuple[int | None, bytes]] = []
-        # After it: frames for the fan-out's next flush.
-        self.unflushed: list[bytes] = []
         self.closed = False
         # The last id a replay sent (see replayed_up_to).
         self.floor = 0
         self.greenlet: gevent.Greenlet | None = gevent.getcurrent()
         self._signal = Signal()
         self.writer: SocketWriter | None = None
-        self._dirty: list[Listener] | None = None
         self._on_end: Callable[[], None] | None = None
         # The connection failed while the client was not taking data: the kernel gave up
         # (TCP_USER_TIMEOUT) or data was still waiting for it. A slow or vanished client,
         # counted as cut like one whose buffer filled.
         self.stalled = False
 
-    def hand_over(
-        self, sock: Any, chunked: bool, dirty: list[Listener], on_end: Callable[[], None],
-        loop: Any,
-    ) -> None:
+    def hand_over(self, sock: Any, chunked: bool, on_end: Callable[[], None], loop: Any) -> None:
         """Be written through ``sock`` from now on (see :meth:`Fanout.take_over`)."""
         self.greenlet = None
         self._on_end = on_end
-        self._dirty = dirty
         self.writer = SocketWriter(sock, chunked, loop, self._lost)
         if self.queued:
             frames, self.queued = self.queued, []
-            self.writer.write(b"".join(frame for _, frame in frames))
+            self.writer.write(b"".join(frame for _, frame in frames), len(frames))
 
     def replayed_up_to(self, last_id: int) -> None:
         """A replay sent every event up to ``last_id``: none of them goes out again.
@@ -95,40 +86,51 @@ class Listener:
         self.queued = [(i, frame) for i, frame in self.queued if i is None or i > last_id]
 
     def push(self, event: Event) -> bool:
-        """Queue ``event``; return False if the buffer is full (the fan-out then cuts it)."""
+        """Queue ``event`` for the request's greenlet; return False if the buffer is full
+        (the fan-out then cuts the stream)."""
         if event.id is not None and event.id <= self.floor:
             return True
         return self.queue(event.id, event.frame)
 
     def queue(self, event_id: int | None, frame: bytes) -> bool:
-        """Queue one frame; return False if the buffer is full."""
+        """Queue one frame before the hand-over; return False if the buffer is full."""
         if self.closed:
             return True
-        writer = self.writer
-        if writer is None:
-            if len(self.queued) >= self.limit:
-                return False
-            if not self.queued:
-                self._signal.set()
-            self.queued.append((event_id, frame))
-            return True
-        # The common case first: nothing waits in the writer (no property call).
-        if writer.sender is None:
-            if len(self.unflushed) >= self.limit:
-                return False
-        elif len(self.unflushed) + writer.waiting >= self.limit:
+        if len(self.queued) >= self.limit:
             return False
-        if not self.unflushed:
-            self._dirty.append(self)
-        self.unflushed.append(frame)
+        if not self.queued:
+            self._signal.set()
+        self.queued.append((event_id, frame))
         return True
 
-    def flush(self) -> None:
-        """Write what arrived since the last flush, in one write."""
-        frames, self.unflushed = self.unflushed, []
-        if self.closed or not frames:
-            return
-        self.writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+    def deliver(self, batch: Batch) -> bool:
+        """Send the stream what it follows of a flush; return False if the client is so
+        far behind that this would overfill its buffer (the fan-out then cuts it)."""
+        writer = self.writer
+        if writer is None:
+            return all(self.push(event) for event in batch.events)
+        if self.closed:
+            return True
+        if batch.first_id is not None and batch.first_id <= self.floor:
+            # Just after a replay: what it sent does not go out again.
+            kept = [e for e in batch.events if e.id is None or e.id > self.floor]
+            if not kept:
+                return True
+            batch = Batch(kept)
+        if writer.waiting + len(batch.events) > self.limit:
+            return False
+        writer.send(batch)
+        return True
+
+    def write(self, frame: bytes) -> bool:
+        """Send one frame of the stream's own (a keep-alive) after the hand-over; return
+        False if the buffer is full."""
+        if self.closed:
+            return True
+        if self.writer.waiting >= self.limit:
+            return False
+        self.writer.write(frame)
+        return True
 
     def take(self, timeout: float) -> list[tuple[int | None, bytes]] | None:
         """Wait up to ``timeout`` seconds for frames (before the hand-over).
@@ -166,7 +168,7 @@ class Listener:
     def _lost(self, exc: OSError | None, unsent: bool) -> None:
         # The kernel's error says ETIMEDOUT, or (depending on what it saw last) only a
         # reset; frames still waiting for the client say it the same way.
-        waiting = unsent or bool(self.unflushed) or self.writer.waiting > 0
+        waiting = unsent or self.writer.waiting > 0
         self.stalled = (exc is not None and exc.errno == errno.ETIMEDOUT) or waiting
         self._finish()
 

@@ -14,8 +14,9 @@ import pytest
 
 from chatroom.events import Draft, Event
 from chatroom.fanout import Fanout
-from chatroom.handover import LAST_CHUNK, SocketWriter, StreamHandedOver
+from chatroom.handover import LAST_CHUNK, Batch, SocketWriter, StreamHandedOver
 from chatroom.listener import Listener
+from chatroom.sse import KEEPALIVE
 from chatroom.storage.sqlite import SqliteStorage
 
 
@@ -124,7 +125,7 @@ def test_a_client_gone_while_bytes_wait_counts_as_stalled() -> None:
     browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     ended: list[bool] = []
     listener = Listener({"room:general"}, None, limit=10)
-    listener.hand_over(server_end, False, [], lambda: ended.append(True), gevent.get_hub().loop)
+    listener.hand_over(server_end, False, lambda: ended.append(True), gevent.get_hub().loop)
     listener.writer.write(b"a" * 2_000_000)
     browser.close()
     wait_until(lambda: ended)
@@ -146,19 +147,29 @@ def test_a_listener_is_bounded_before_and_after_the_hand_over() -> None:
     assert not waiting.push(event(4))  # full: the fan-out cuts it
     listener = Listener({"room:general"}, None, limit=3)
     server_end, browser = gevent.socket.socketpair()
-    dirty: list[Listener] = []
+    server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     ended: list[bool] = []
-    listener.hand_over(server_end, False, dirty, lambda: ended.append(True),
-                       gevent.get_hub().loop)
-    assert all(listener.push(event(i)) for i in range(1, 4))
-    assert dirty == [listener]  # once, however many frames
-    assert not listener.push(event(4))
-    listener.flush()
-    frames = b"".join(event(i).frame for i in range(1, 4))
-    assert read_all(browser, len(frames)) == frames
+    listener.hand_over(server_end, False, lambda: ended.append(True), gevent.get_hub().loop)
+    listener.writer.write(b"a" * 2_000_000)  # a client that stopped reading
+    assert listener.writer.waiting == 1
+    assert listener.deliver(Batch([event(1), event(2)]))  # three frames behind
+    assert not listener.deliver(Batch([event(3)]))  # four: the fan-out cuts it
+    assert listener.write(KEEPALIVE) is False
     listener.end()
     listener.end()
     assert ended == [True]  # the cleanup runs once
+    browser.close()
+
+
+def test_a_listener_gets_a_turn_of_events_in_one_write() -> None:
+    listener = Listener({"room:general"}, None, limit=3)
+    server_end, browser = gevent.socket.socketpair()
+    listener.hand_over(server_end, False, lambda: None, gevent.get_hub().loop)
+    assert listener.deliver(Batch([event(i) for i in range(1, 4)]))
+    frames = b"".join(event(i).frame for i in range(1, 4))
+    assert browser.recv(65536) == frames
+    listener.end()
     browser.close()
 
 
@@ -231,3 +242,22 @@ def test_a_turn_of_events_reaches_each_listener_once_in_order_within_its_buffer(
     storage.close()
     for browser in (one_browser, both_browser, small_browser, replayed_browser):
         browser.close()
+
+
+def test_a_listener_added_within_a_turn_gets_only_what_follows(tmp_path) -> None:
+    storage = SqliteStorage(tmp_path / "chat.sqlite3", history=100)
+    fanout = Fanout(storage)
+    _, early_browser, _ = _handed_over(fanout, {"room:general"})
+    before, after = (storage.append(Draft.of("room:general", "message", text=t))[0]
+                     for t in ("before", "after"))
+    fanout.receive(before)
+    late = Listener({"room:general"}, None, limit=100)
+    fanout.add(late)  # in the same turn, before the flush
+    fanout.receive(after)
+    gevent.sleep(0)
+    assert [i for i, _ in late.take(0)] == [after.id]
+    both = before.frame + after.frame
+    assert read_all(early_browser, len(both)) == both
+    fanout.close_all()
+    storage.close()
+    early_browser.close()
