@@ -15,6 +15,7 @@ from . import __version__, errors, guards, i18n, lookalike, metrics
 from .broker import open_broker
 from .chat import Chat
 from .config import Config, new_host_token
+from .cookies import SessionCookies
 from .current import page_language
 from .fanout import Fanout
 from .identity import NameHolds, Sessions
@@ -52,6 +53,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
+    app.session_interface = SessionCookies()
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 

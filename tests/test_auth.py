@@ -86,6 +86,19 @@ def test_a_forged_cookie_is_not_a_login(server: ChatServer) -> None:
     assert answer.status_code == 401
 
 
+def test_a_cookie_one_character_off_a_valid_one_is_not_a_login(server: ChatServer, unique) -> None:
+    visitor = server.visitor(unique("ha"))
+    assert visitor.post("first").status_code == 201  # its cookie verified once already
+    real = visitor.http.cookies["chatroom_session"]
+    for forged in (real[:-1] + ("A" if real[-1] != "A" else "B"), real + "x", real[1:]):
+        answer = requests.post(
+            server.url + "/api/rooms/general/messages", json={"text": "as someone else"},
+            cookies={"chatroom_session": forged}, timeout=5,
+        )
+        assert answer.status_code == 401, forged
+    assert visitor.post("still me").status_code == 201
+
+
 def test_the_secret_is_made_on_first_run_and_kept(start_server, unique) -> None:
     server = start_server("memory")
     secret_file = server.data_dir / "secret_key"

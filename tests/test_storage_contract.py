@@ -6,6 +6,7 @@ one. Redis is the suite's real redis-server, emptied for each test.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,6 +142,25 @@ def test_settings(storage: Storage) -> None:
     assert storage.settings_with_prefix("mute:") == {"mute:ana": "123", "mute:bo": "456"}
     storage.set_setting("mute:ana", None)
     assert storage.get_settings(["mute:ana"]) == [None]
+    storage.set_setting("missing", "now here")  # read as absent above
+    assert storage.get_settings(["missing", "mute:bo"]) == ["now here", "456"]
+
+
+def test_what_was_read_changes_with_every_write(storage: Storage) -> None:
+    storage.create_room(Room("art", "ana", "s1"))
+    assert storage.get_room("art").creator == "s1"
+    storage.delete_room("art")
+    storage.create_room(Room("art", "bo", "s2"))
+    assert storage.get_room("art") == Room("art", "bo", "s2")
+    brief = Session("s3", "Cy")
+    storage.start_session(brief, "cy", 0.5)
+    assert storage.get_session("s3") == brief
+    deadline = time.monotonic() + 5
+    while storage.get_session("s3") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert storage.get_session("s3") is None  # it expired while it was remembered
+    storage.start_session(Session("s3", "Cy again"), "cy", 3600)
+    assert storage.get_session("s3").name == "Cy again"
 
 
 def test_rate_windows(storage: Storage) -> None:

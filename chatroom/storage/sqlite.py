@@ -2,7 +2,9 @@
 
 Only one process uses it (the in-process broker has one), so what need not outlive the
 process, who is online and rate-limit counters, stays in plain dictionaries
-(:mod:`.process_state`).
+(:mod:`.process_state`). For the same reason what every post reads, its session, the
+host's settings and its room, is read from the file once and then kept: every write to
+them goes through this object, which forgets what it changes before it writes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ T = TypeVar("T")
 
 # Trimming a channel costs a query, so it runs once per this many appends to it.
 _TRIM_EVERY = 32
+# Past this many kept sessions (four times as many settings) the memory starts again.
+_KEEP_MOST = 10_000
 
 
 def _translating(method: Callable[..., T], writes: bool) -> Callable[..., T]:
@@ -68,6 +72,11 @@ class SqliteStorage(ProcessState, Storage):
         self.epoch = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
         self._appends: dict[str, int] = {}
         self._keyed = 0
+        # What was read, as the file holds it (see the module): a session with its expiry,
+        # a setting or its absence, a room that exists.
+        self._sessions: dict[str, tuple[Session, float]] = {}
+        self._settings: dict[str, str | None] = {}
+        self._rooms: dict[str, Room] = {}
         ProcessState.__init__(self)
         self.ensure_general()
 
@@ -157,6 +166,7 @@ class SqliteStorage(ProcessState, Storage):
         return self.epoch, row[0] if row else 0
 
     def create_room(self, room: Room) -> bool:
+        self._rooms.pop(room.name, None)
         cur = self._db.execute(
             "INSERT OR IGNORE INTO rooms (name, created_by, creator, created_at)"
             " VALUES (?, ?, ?, ?)",
@@ -165,16 +175,25 @@ class SqliteStorage(ProcessState, Storage):
         return cur.rowcount == 1
 
     def _get_room(self, name: str) -> Room | None:
+        found = self._rooms.get(name)
+        if found is not None:
+            return found
         row = self._db.execute(
             "SELECT name, created_by, creator FROM rooms WHERE name = ?", (name,)
         ).fetchone()
-        return Room(*row) if row else None
+        if row is None:
+            return None  # not kept: any name can be asked for
+        if len(self._rooms) >= _KEEP_MOST:
+            self._rooms.clear()
+        found = self._rooms[name] = Room(*row)
+        return found
 
     def _list_rooms(self) -> list[Room]:
         rows = self._db.execute("SELECT name, created_by, creator FROM rooms")
         return [Room(*row) for row in rows]
 
     def delete_room(self, name: str) -> None:
+        self._rooms.pop(name, None)
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM rooms WHERE name = ?", (name,))
@@ -202,6 +221,7 @@ class SqliteStorage(ProcessState, Storage):
 
     def start_session(self, session: Session, key: str, ttl: float) -> None:
         now = time.time()
+        self._sessions.pop(session.id, None)
         with self._db:
             self._db.execute("BEGIN")
             # Throw-away logins must not grow the tables for ever: what ended goes.
@@ -223,13 +243,25 @@ class SqliteStorage(ProcessState, Storage):
             )
 
     def get_session(self, session_id: str) -> Session | None:
+        now = time.time()
+        kept = self._sessions.get(session_id)
+        if kept is not None:
+            return kept[0] if kept[1] >= now else None
         row = self._db.execute(
-            "SELECT id, name, host, started, address FROM sessions WHERE id = ? AND expires >= ?",
-            (session_id, time.time()),
+            "SELECT id, name, host, started, address, expires FROM sessions"
+            " WHERE id = ? AND expires >= ?",
+            (session_id, now),
         ).fetchone()
-        return Session(row[0], row[1], bool(row[2]), row[3], row[4]) if row else None
+        if row is None:
+            return None  # not kept: anyone can send any id
+        if len(self._sessions) >= _KEEP_MOST:
+            self._sessions.clear()
+        found = Session(row[0], row[1], bool(row[2]), row[3], row[4])
+        self._sessions[session_id] = (found, row[5])
+        return found
 
     def make_host(self, session_id: str) -> bool:
+        self._sessions.pop(session_id, None)
         cur = self._db.execute(
             "UPDATE sessions SET host = 1 WHERE id = ? AND expires >= ?", (session_id, time.time())
         )
@@ -249,13 +281,23 @@ class SqliteStorage(ProcessState, Storage):
         self._db.execute("DELETE FROM events WHERE channel = ?", (channel,))
 
     def get_settings(self, keys: list[str]) -> list[str | None]:
-        marks = ",".join("?" * len(keys))
-        found = dict(self._db.execute(
-            f"SELECT key, value FROM settings WHERE key IN ({marks})", keys
+        kept = self._settings
+        unknown = [key for key in keys if key not in kept]
+        if not unknown:
+            return [kept[key] for key in keys]
+        marks = ",".join("?" * len(unknown))
+        read: dict[str, str | None] = dict.fromkeys(unknown)
+        read.update(self._db.execute(
+            f"SELECT key, value FROM settings WHERE key IN ({marks})", unknown
         ).fetchall())
-        return [found.get(key) for key in keys]
+        values = [read[key] if key in read else kept[key] for key in keys]
+        if len(kept) + len(read) > 4 * _KEEP_MOST:
+            kept.clear()
+        kept.update(read)
+        return values
 
     def set_setting(self, key: str, value: str | None) -> None:
+        self._settings.pop(key, None)
         if value is None:
             self._db.execute("DELETE FROM settings WHERE key = ?", (key,))
         else:
@@ -271,6 +313,7 @@ class SqliteStorage(ProcessState, Storage):
 
     def end_session(self, session_id: str) -> Session | None:
         found = self.get_session(session_id)
+        self._sessions.pop(session_id, None)
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
