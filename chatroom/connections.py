@@ -79,6 +79,9 @@ class ChatHandler(WSGIHandler):
     """pywsgi's handler, telling the app the client's socket (streams write to it directly)."""
 
     connection: Connection | None = None
+    # The address the client reached this server at: the same for every request of a
+    # connection, asked of the kernel once.
+    _local_address: str | None = None
 
     def __init__(self, sock: socket.socket, address: tuple, server: WSGIServer) -> None:
         super().__init__(sock, address, server)
@@ -104,9 +107,15 @@ class ChatHandler(WSGIHandler):
         # Asked once the response began (see chatroom.handover): pywsgi chose its framing.
         environ["chatroom.chunked"] = lambda: self.response_use_chunked
         environ["chatroom.connection"] = self.connection
-        with contextlib.suppress(OSError, IndexError):
-            environ["chatroom.local_address"] = self.socket.getsockname()[0]
+        if self._local_address is None:
+            with contextlib.suppress(OSError, IndexError):
+                self._local_address = self.socket.getsockname()[0]
+        if self._local_address is not None:
+            environ["chatroom.local_address"] = self._local_address
         return environ
+
+    def log_request(self) -> None:
+        pass  # the chat keeps no access log (and formatting one costs a date per request)
 
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()

@@ -37,8 +37,9 @@ def client_address() -> str:
     """Return the address of the person making this request (see :mod:`.network`)."""
     if "client_address" not in g:
         config: Config = current_app.extensions["chatroom"].config
+        environ = request.environ
         g.client_address = network.client_address(
-            request.remote_addr or "", request.headers.get("X-Forwarded-For"),
+            environ.get("REMOTE_ADDR") or "", environ.get("HTTP_X_FORWARDED_FOR"),
             config.trusted_proxies,
         )
     return g.client_address

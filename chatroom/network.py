@@ -3,6 +3,7 @@ request comes from (the client address, through trusted reverse proxies only).""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import time
@@ -75,9 +76,8 @@ def is_own_host(host: str, names: set[str], local_address: str | None) -> bool:
     """
     if host in names or host.endswith(".localhost"):
         return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
+    ip = _address(host)
+    if ip is None:
         return False
     if ip.is_loopback or ip.is_unspecified:
         return True
@@ -86,11 +86,19 @@ def is_own_host(host: str, names: set[str], local_address: str | None) -> bool:
     return host in _own_addresses()
 
 
+@functools.lru_cache(maxsize=1024)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Every request asks about its Host and its client's address: parsed once each.
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
 def is_this_computer(address: str) -> bool:
     """True for a loopback client address (127.0.0.1, ::1)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = _address(address)
+    if ip is None:
         return False
     if getattr(ip, "ipv4_mapped", None) is not None:
         ip = ip.ipv4_mapped

@@ -109,6 +109,19 @@ def test_names_are_held_by_one_session(storage: Storage) -> None:
     assert storage.claim_name("ana", "s2", 60)
 
 
+def test_a_hold_made_shorter_ends_sooner(storage: Storage) -> None:
+    assert storage.claim_name("ana", "s1", 60)
+    assert storage.claim_name("ana", "s1", 60)  # renewed (with SQLite, in memory only)
+    storage.renew_name("ana", "s1", 0.3)  # the countdown after the last stream closed
+    shortened = time.monotonic()
+    assert not storage.claim_name("ana", "s2", 60)
+    while not storage.claim_name("ana", "s2", 60):
+        assert time.monotonic() - shortened < 5, "the shortened hold never ended"
+        time.sleep(0.05)
+    assert time.monotonic() - shortened >= 0.25
+    assert not storage.claim_name("ana", "s1", 60)
+
+
 def test_sessions(storage: Storage) -> None:
     session = Session("s1", "Ana", False, 1234, "10.0.0.5")
     storage.claim_name("ana", "s1", 60)

@@ -77,6 +77,9 @@ class SqliteStorage(ProcessState, Storage):
         self._sessions: dict[str, tuple[Session, float]] = {}
         self._settings: dict[str, str | None] = {}
         self._rooms: dict[str, Room] = {}
+        # Name key -> the session holding it, until when, and until when the file says:
+        # the file is written less often than holds are renewed (see _hold_in_memory).
+        self._names: dict[str, tuple[str, float, float]] = {}
         ProcessState.__init__(self)
         self.ensure_general()
 
@@ -201,6 +204,18 @@ class SqliteStorage(ProcessState, Storage):
 
     def claim_name(self, key: str, session: str, hold: float) -> bool:
         now = time.time()
+        kept = self._names.get(key)
+        if kept is not None and kept[1] >= now:
+            if kept[0] != session:
+                return False
+            if self._hold_in_memory(key, kept, now, hold):
+                return True
+        if not self._claim_in_file(key, session, now, hold):
+            return False
+        self._keep_name(key, session, now + hold)
+        return True
+
+    def _claim_in_file(self, key: str, session: str, now: float, hold: float) -> bool:
         cur = self._db.execute(
             "INSERT INTO names (key, session, expires) VALUES (?, ?, ?)"
             " ON CONFLICT (key) DO UPDATE SET session = excluded.session,"
@@ -211,12 +226,43 @@ class SqliteStorage(ProcessState, Storage):
         return cur.rowcount == 1
 
     def renew_name(self, key: str, session: str, hold: float) -> None:
-        self._db.execute(
-            "UPDATE names SET expires = ? WHERE key = ? AND session = ?",
-            (time.time() + hold, key, session),
+        now = time.time()
+        kept = self._names.get(key)
+        if kept is not None and kept[0] == session and self._hold_in_memory(key, kept, now, hold):
+            return
+        if self._renew_in_file(key, session, now + hold):
+            self._keep_name(key, session, now + hold)
+
+    def _renew_in_file(self, key: str, session: str, until: float) -> bool:
+        cur = self._db.execute(
+            "UPDATE names SET expires = ? WHERE key = ? AND session = ?", (until, key, session)
         )
+        return cur.rowcount == 1
+
+    def _hold_in_memory(
+        self, key: str, kept: tuple[str, float, float], now: float, hold: float
+    ) -> bool:
+        # A hold renewed by every post and every few seconds of every stream is written to
+        # the file only once half of what the file says is left: a restart may free the
+        # name up to half a hold early, nothing more. Here it is held for the full time.
+        # A hold made shorter (a stream's countdown) is written at once: the file never
+        # holds a name longer than this memory does.
+        if not now + hold / 2 <= kept[2] <= now + hold:
+            return False
+        self._names[key] = (kept[0], now + hold, kept[2])
+        return True
+
+    def _keep_name(self, key: str, session: str, until: float) -> None:
+        if len(self._names) >= _KEEP_MOST:
+            # What this memory says outlasts the file: only what ended may go.
+            now = time.time()
+            self._names = {k: v for k, v in self._names.items() if v[1] >= now}
+        self._names[key] = (session, until, until)
 
     def release_name(self, key: str, session: str) -> None:
+        kept = self._names.get(key)
+        if kept is not None and kept[0] == session:
+            del self._names[key]
         self._db.execute("DELETE FROM names WHERE key = ? AND session = ?", (key, session))
 
     def start_session(self, session: Session, key: str, ttl: float) -> None:
@@ -314,6 +360,7 @@ class SqliteStorage(ProcessState, Storage):
     def end_session(self, session_id: str) -> Session | None:
         found = self.get_session(session_id)
         self._sessions.pop(session_id, None)
+        self._names = {k: v for k, v in self._names.items() if v[0] != session_id}
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
@@ -333,7 +380,8 @@ class SqliteStorage(ProcessState, Storage):
 
 # Every method that touches the file answers a failing disk with StorageFailed; only a
 # write that works again clears the failure (reads go on working on a full disk).
-for _name in ("append", "create_room", "delete_room", "claim_name", "renew_name",
+# (A name hold renewed in memory only writes nothing: it must not clear a failure.)
+for _name in ("append", "create_room", "delete_room", "_claim_in_file", "_renew_in_file",
               "release_name", "start_session", "end_session", "make_host", "delete_event",
               "clear_channel", "set_setting"):
     setattr(SqliteStorage, _name, _translating(getattr(SqliteStorage, _name), writes=True))
