@@ -5,8 +5,9 @@ the one place that keeps events in id order: it skips an id it already delivered
 when ids jump (Redis pub/sub is at most once), delivers what storage holds in between
 first; :meth:`Fanout.resync` does the same after an outage. From there an event costs a
 dictionary lookup and a list append, whatever the number of listeners: events wait for
-the flush, once per turn of the event loop, which joins and frames them once for every
-listener that follows the same of them and writes that to each socket in one write. Each
+the flush, once per turn of the event loop (under load, a little later: see
+``_schedule_flush``), which joins and frames them once for every listener that follows
+the same of them and writes that to each socket in one write. Each
 listener's buffer is bounded: one that falls too far behind (a client that stopped
 reading) is cut and resumes later with ``Last-Event-ID``, so it never holds memory or
 delays anyone else. A timer writes a comment to streams that had nothing for an interval.
@@ -40,6 +41,9 @@ from .storage import GENERAL
 if TYPE_CHECKING:
     from .storage import Storage
 
+# The longest a flush waits for more events to share it (see Fanout._schedule_flush).
+MOST_WAIT = 0.05
+
 
 class Fanout:
     """The listeners of one process, indexed by channel."""
@@ -69,6 +73,11 @@ class Fanout:
         self._flush_due = False
         # When the first event of the coming flush arrived.
         self._first_queued = 0.0
+        # When the last flush ended and how long it took, and the timer of a flush that
+        # waits (see _schedule_flush).
+        self._flush_ended = 0.0
+        self._flush_took = 0.0
+        self._waiting: Any = None
         self._loop = gevent.get_hub().loop
 
     def take_over(
@@ -175,23 +184,41 @@ class Fanout:
         listener.cut()
 
     def _schedule_flush(self) -> None:
-        if not self._flush_due:
-            # Once this greenlet yields: events that arrive meanwhile share the flush.
-            self._flush_due = True
+        if self._flush_due:
+            return
+        self._flush_due = True
+        # What a flush costs is a write per listener, however many events it carries. So
+        # when flushes come back to back (this event came sooner after the last one ended
+        # than that one took), the next waits as long as the last took: the events of
+        # that time share one write per listener, the writes per delivery fall as the
+        # load rises, and no event waits longer than a flush takes. Otherwise it runs
+        # once this greenlet yields, with the events that arrive meanwhile.
+        took = self._flush_took
+        if time.monotonic() - self._flush_ended < took:
+            self._loop.update_now()  # the loop's clock stands at its last wake-up
+            self._waiting = self._loop.timer(min(took, MOST_WAIT))
+            self._waiting.start(self._flush)
+        else:
             self._loop.run_callback(self._flush)
 
     def _flush(self) -> None:
         self._flush_due = False
+        if self._waiting is not None:
+            self._waiting.stop()  # a flush that runs before its time (see add)
+            self._waiting = None
         pending, self._pending = self._pending, []
         if not pending:
             return
+        began = time.monotonic()
         targets = pending[0][1]
         if all(group is targets for _, group in pending):
             # The common case: every event to the same listeners (one room's).
             self._send(Batch([event for event, _ in pending]), targets)
         else:
             self._send_grouped(pending)
-        self.fanout_seconds.append(time.monotonic() - self._first_queued)
+        self._flush_ended = time.monotonic()
+        self._flush_took = self._flush_ended - began
+        self.fanout_seconds.append(self._flush_ended - self._first_queued)
 
     def _send_grouped(self, pending: list[tuple[Event, set[Listener]]]) -> None:
         # Listeners that follow the same of these events get the same batch: one bit per
