@@ -106,6 +106,7 @@ def _hold(sock: socket.socket, port: int) -> None:
             time.sleep(0.1)
 
 
+@pytest.mark.xdist_group("default-port")  # with the other chats on the default port
 def test_the_default_port_moves_to_the_next_free_one(tmp_path: Path) -> None:
     with socket.socket() as busy:
         _hold(busy, 5000)

@@ -16,6 +16,9 @@ import requests
 
 from sse_client import SSEStream
 
+# Chats on the default port (5000, or the next free one): one at a time in the suite.
+pytestmark = pytest.mark.xdist_group("default-port")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -9,9 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from services import ChatServer
+
+# Chats on the default port (5000, or the next free one): one at a time in the suite.
+pytestmark = pytest.mark.xdist_group("default-port")
 
 
 def _start(data_dir: Path, *args: str) -> subprocess.Popen:

@@ -15,6 +15,9 @@ import platformdirs.macos
 import platformdirs.unix
 import pytest
 
+# Chats on the default port (5000, or the next free one): one at a time in the suite.
+pytestmark = pytest.mark.xdist_group("default-port")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
