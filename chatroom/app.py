@@ -66,7 +66,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         presence, LiveStats(fanout, broker), Renewal(names.renew, presence.renew),
     )
     chat.renewal.start()
-    broker.start(fanout.receive, fanout.resync, chat.names.held)
+    broker.start(fanout.receive, fanout.resync, chat.names.held, fanout.offer)
     app.extensions["chatroom"] = chat
     sync = app.extensions["chatroom.metrics"] = metrics.Sync(chat)
     # With several workers, each copies its counters to the shared files every second

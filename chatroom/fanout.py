@@ -5,8 +5,8 @@ the one place that keeps events in id order: it skips an id it already delivered
 when ids jump (Redis pub/sub is at most once), delivers what storage holds in between
 first; :meth:`Fanout.resync` does the same after an outage. From there an event costs a
 dictionary lookup and a list append, whatever the number of listeners: events wait for
-the flush, once per turn of the event loop (under load, a little later: see
-``_schedule_flush``), which joins and frames them once for every listener that follows
+the flush, at once when the fan-out is idle and a little later under load (see
+``_flush_or_wait``), which joins and frames them once for every listener that follows
 the same of them and writes that to each socket in one write. Each
 listener's buffer is bounded: one that falls too far behind (a client that stopped
 reading) is cut and resumes later with ``Last-Event-ID``, so it never holds memory or
@@ -41,7 +41,7 @@ from .storage import GENERAL
 if TYPE_CHECKING:
     from .storage import Storage
 
-# The longest a flush waits for more events to share it (see Fanout._schedule_flush).
+# The longest a flush waits for more events to share it (see Fanout._flush_or_wait).
 MOST_WAIT = 0.05
 
 
@@ -74,7 +74,7 @@ class Fanout:
         # When the first event of the coming flush arrived.
         self._first_queued = 0.0
         # When the last flush ended and how long it took, and the timer of a flush that
-        # waits (see _schedule_flush).
+        # waits (see _flush_or_wait).
         self._flush_ended = 0.0
         self._flush_took = 0.0
         self._waiting: Any = None
@@ -145,6 +145,13 @@ class Fanout:
             self.delivered = event.id
         self._deliver(event)
 
+    def offer(self, event: Event) -> None:
+        """Deliver ``event``, just published by this process, at once if nothing comes
+        before it in id order; else it waits for the broker's delivery, which fills in
+        what comes before it first."""
+        if event.id is not None and event.id == self.delivered + 1:
+            self.receive(event)
+
     def resync(self) -> None:
         """Deliver what storage holds for local listeners after the last id delivered."""
         for event in self._storage.since(self.channels(), self.delivered):
@@ -164,10 +171,10 @@ class Fanout:
                 self._flush()  # what came before the end (a "kicked") goes out first
                 self._end_session(event.payload()["session"])
             return
-        if not self._pending:
-            self._first_queued = time.monotonic()
-            self._schedule_flush()
         self._pending.append((event, targets))
+        if len(self._pending) == 1:
+            self._first_queued = time.monotonic()
+            self._flush_or_wait()
         if event.kind == "room_closed":
             self._flush()  # the room's listeners get it before they move
             self._move_to_general(event.payload()["room"])
@@ -183,23 +190,23 @@ class Fanout:
         self.remove(listener)
         listener.cut()
 
-    def _schedule_flush(self) -> None:
-        if self._flush_due:
-            return
-        self._flush_due = True
+    def _flush_or_wait(self) -> None:
         # What a flush costs is a write per listener, however many events it carries. So
         # when flushes come back to back (this event came sooner after the last one ended
         # than that one took), the next waits as long as the last took: the events of
         # that time share one write per listener, the writes per delivery fall as the
-        # load rises, and no event waits longer than a flush takes. Otherwise it runs
-        # once this greenlet yields, with the events that arrive meanwhile.
+        # load rises, and no event waits longer than a flush takes. Otherwise the event
+        # goes out at once, before its poster is even answered.
+        if self._flush_due:
+            return
         took = self._flush_took
         if time.monotonic() - self._flush_ended < took:
+            self._flush_due = True
             self._loop.update_now()  # the loop's clock stands at its last wake-up
             self._waiting = self._loop.timer(min(took, MOST_WAIT))
             self._waiting.start(self._flush)
         else:
-            self._loop.run_callback(self._flush)
+            self._flush()
 
     def _flush(self) -> None:
         self._flush_due = False

@@ -69,23 +69,32 @@ def chunk(data: bytes) -> bytes:
 
 
 class Batch:
-    """Events that go to many streams in one write each: joined and framed once for all."""
+    """Frames that go to many streams in one write each: joined and framed once for all."""
 
-    __slots__ = ("_chunk", "data", "events", "first_id")
+    __slots__ = ("at", "chunk", "data", "events", "first_id", "frames")
 
     def __init__(self, events: list[Event]) -> None:
         self.events = events
-        self.data = events[0].frame if len(events) == 1 else b"".join(e.frame for e in events)
+        data = events[0].frame if len(events) == 1 else b"".join(e.frame for e in events)
         # The lowest id among them: a stream that replayed past it skips some.
-        self.first_id = next((e.id for e in events if e.id is not None), None)
-        self._chunk: bytes | None = None
+        self._set(data, len(events), next((e.id for e in events if e.id is not None), None))
 
-    @property
-    def chunk(self) -> bytes:
-        """The same bytes as one HTTP chunk."""
-        if self._chunk is None:
-            self._chunk = chunk(self.data)
-        return self._chunk
+    @classmethod
+    def of(cls, data: bytes, frames: int = 1) -> Batch:
+        """Frames of one stream's own (a keep-alive, what waited for its hand-over)."""
+        batch = cls.__new__(cls)
+        batch.events = []
+        batch._set(data, frames, None)
+        return batch
+
+    def _set(self, data: bytes, frames: int, first_id: int | None) -> None:
+        self.data = data
+        # The same bytes as one HTTP chunk: nearly every stream is chunked.
+        self.chunk = chunk(data)
+        self.frames = frames
+        self.first_id = first_id
+        # One clock reading for every write of it, as the last write of each stream.
+        self.at = time.monotonic()
 
 
 class SocketWriter:
@@ -116,19 +125,12 @@ class SocketWriter:
         self._watcher = loop.io(sock.fileno(), 1)
         self._watcher.start(self._readable)
 
-    def write(self, data: bytes, frames: int = 1) -> None:
-        """Send ``data`` (``frames`` frames) as one chunk: now, as far as the socket takes
-        it, the rest later."""
-        self._send(chunk(data) if self._chunked else data, frames)
-
     def send(self, batch: Batch) -> None:
-        """Send ``batch`` as one chunk, framed once for every stream it goes to."""
-        self._send(batch.chunk if self._chunked else batch.data, len(batch.events))
-
-    def _send(self, data: bytes, frames: int) -> None:
+        """Send ``batch`` as one chunk: now, as far as the socket takes it, the rest later."""
+        data = batch.chunk if self._chunked else batch.data
         if self.sender is not None:
             self._backlog.append(data)  # the sender writes it after what it has
-            self.waiting += frames
+            self.waiting += batch.frames
             return
         try:
             # The non-blocking socket gevent wraps, without the wrapper's code in between:
@@ -140,10 +142,10 @@ class SocketWriter:
         except OSError as exc:
             self._lost(exc, False)
             return
-        self.last_write = time.monotonic()
+        self.last_write = batch.at
         if sent < len(data):
             self._backlog = [data[sent:]]
-            self.waiting = frames
+            self.waiting = batch.frames
             self.sender = gevent.spawn(self._send_backlog)
 
     def _send_backlog(self) -> None:

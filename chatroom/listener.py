@@ -73,7 +73,7 @@ class Listener:
         self.writer = SocketWriter(sock, chunked, loop, self._lost)
         if self.queued:
             frames, self.queued = self.queued, []
-            self.writer.write(b"".join(frame for _, frame in frames), len(frames))
+            self.writer.send(Batch.of(b"".join(frame for _, frame in frames), len(frames)))
 
     def replayed_up_to(self, last_id: int) -> None:
         """A replay sent every event up to ``last_id``: none of them goes out again.
@@ -117,7 +117,7 @@ class Listener:
             if not kept:
                 return True
             batch = Batch(kept)
-        if writer.waiting + len(batch.events) > self.limit:
+        if writer.waiting + batch.frames > self.limit:
             return False
         writer.send(batch)
         return True
@@ -129,7 +129,7 @@ class Listener:
             return True
         if self.writer.waiting >= self.limit:
             return False
-        self.writer.write(frame)
+        self.writer.send(Batch.of(frame))
         return True
 
     def take(self, timeout: float) -> list[tuple[int | None, bytes]] | None:

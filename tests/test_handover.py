@@ -59,13 +59,13 @@ def pair():
 
 def test_a_write_is_one_http_chunk(pair) -> None:
     writer, client, _ = pair
-    writer().write(b"data: hi\n\n")
+    writer().send(Batch.of(b"data: hi\n\n"))
     assert read_all(client, 15) == b"a\r\ndata: hi\n\n\r\n"
 
 
 def test_without_chunks_the_bytes_go_as_they_are(pair) -> None:
     writer, client, _ = pair
-    writer(chunked=False).write(b"data: hi\n\n")
+    writer(chunked=False).send(Batch.of(b"data: hi\n\n"))
     assert read_all(client, 10) == b"data: hi\n\n"
 
 
@@ -73,9 +73,9 @@ def test_what_the_socket_does_not_take_is_sent_later_in_order(pair) -> None:
     writer, client, losses = pair
     w = writer(chunked=False, small=True)
     first, second = b"a" * 500_000, b"b" * 1000
-    w.write(first)
+    w.send(Batch.of(first))
     assert w.waiting > 0  # the socket took part of it; the rest waits
-    w.write(second)
+    w.send(Batch.of(second))
     assert read_all(client, len(first) + len(second)) == first + second
     wait_until(lambda: w.waiting == 0)
     assert losses == []
@@ -84,7 +84,7 @@ def test_what_the_socket_does_not_take_is_sent_later_in_order(pair) -> None:
 def test_a_clean_end_sends_the_last_chunk(pair) -> None:
     writer, client, _ = pair
     w = writer()
-    w.write(b"x")
+    w.send(Batch.of(b"x"))
     w.close(goodbye=True)
     assert read_all(client, 100) == b"1\r\nx\r\n" + LAST_CHUNK
 
@@ -93,7 +93,7 @@ def test_no_last_chunk_while_bytes_still_wait(pair) -> None:
     # It would land in the middle of an unfinished chunk; the connection just closes.
     writer, client, _ = pair
     w = writer(small=True)
-    w.write(b"a" * 500_000)
+    w.send(Batch.of(b"a" * 500_000))
     assert w.waiting
     w.close(goodbye=True)
     body = read_all(client, 10_000_000)
@@ -126,7 +126,7 @@ def test_a_client_gone_while_bytes_wait_counts_as_stalled() -> None:
     ended: list[bool] = []
     listener = Listener({"room:general"}, None, limit=10)
     listener.hand_over(server_end, False, lambda: ended.append(True), gevent.get_hub().loop)
-    listener.writer.write(b"a" * 2_000_000)
+    listener.writer.send(Batch.of(b"a" * 2_000_000))
     browser.close()
     wait_until(lambda: ended)
     assert listener.stalled and listener.closed
@@ -151,7 +151,7 @@ def test_a_listener_is_bounded_before_and_after_the_hand_over() -> None:
     browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     ended: list[bool] = []
     listener.hand_over(server_end, False, lambda: ended.append(True), gevent.get_hub().loop)
-    listener.writer.write(b"a" * 2_000_000)  # a client that stopped reading
+    listener.writer.send(Batch.of(b"a" * 2_000_000))  # a client that stopped reading
     assert listener.writer.waiting == 1
     assert listener.deliver(Batch([event(1), event(2)]))  # three frames behind
     assert not listener.deliver(Batch([event(3)]))  # four: the fan-out cuts it
@@ -183,6 +183,15 @@ def test_a_listener_skips_what_its_replay_sent() -> None:
     assert [i for i, _ in listener.take(0)] == [6, 7]
 
 
+def taken(listener: Listener, count: int) -> list[int | None]:
+    """The ids of the next ``count`` frames queued for ``listener`` (5 s at most)."""
+    ids: list[int | None] = []
+    with gevent.Timeout(5):
+        while len(ids) < count:
+            ids += [i for i, _ in listener.take(1)]
+    return ids
+
+
 def test_the_fan_out_delivers_in_id_order_once_filling_gaps_from_storage(tmp_path) -> None:
     storage = SqliteStorage(tmp_path / "chat.sqlite3", history=100)
     fanout = Fanout(storage)
@@ -194,10 +203,11 @@ def test_the_fan_out_delivers_in_id_order_once_filling_gaps_from_storage(tmp_pat
     fanout.receive(stored[3])  # 2 and 3 were lost on the way: storage fills them in first
     fanout.receive(stored[1])  # late, and delivered already
     fanout.receive(stored[3])  # twice
-    assert [i for i, _ in listener.take(0)] == [e.id for e in stored]
+    assert taken(listener, len(stored)) == [e.id for e in stored]
     later, _ = storage.append(Draft.of("room:general", "message", text="after an outage"))
     fanout.resync()
-    assert [i for i, _ in listener.take(0)] == [later.id]
+    assert taken(listener, 1) == [later.id]
+    assert listener.take(0.1) == []  # and nothing more
     fanout.close_all()
     storage.close()
 
@@ -217,6 +227,7 @@ def test_a_turn_of_events_reaches_each_listener_once_in_order_within_its_buffer(
     _, one_browser, _ = _handed_over(fanout, {"room:general"})
     _, both_browser, _ = _handed_over(fanout, {"room:general", "room:side"})
     small, small_browser, small_ended = _handed_over(fanout, {"room:general"}, limit=2)
+    small.writer.send(Batch.of(b"a" * 2_000_000))  # its browser stopped reading
     replayed, replayed_browser, _ = _handed_over(fanout, {"room:general"})
 
     def append(channel: str, text: str) -> Event:
@@ -229,14 +240,14 @@ def test_a_turn_of_events_reaches_each_listener_once_in_order_within_its_buffer(
     for turn in (general, [side, last]):  # one channel, then two, in a turn of the loop
         for event in turn:
             fanout.receive(event)
-        gevent.sleep(0)  # the flush
+        gevent.sleep(0)  # the next turn of the loop
     frames = [e.frame for e in (*general, last)]
     assert read_all(one_browser, len(b"".join(frames))) == b"".join(frames)
     in_order = [e.frame for e in (*general, side, last)]
     assert read_all(both_browser, len(b"".join(in_order))) == b"".join(in_order)
     assert read_all(replayed_browser, len(general[2].frame + last.frame)) == (
         general[2].frame + last.frame)
-    wait_until(lambda: small_ended == [True])  # three events for a buffer of two: cut
+    wait_until(lambda: small_ended == [True])  # behind by more than a buffer of two: cut
     assert small.closed and fanout.dropped == 1
     fanout.close_all()
     storage.close()
@@ -254,8 +265,7 @@ def test_a_listener_added_within_a_turn_gets_only_what_follows(tmp_path) -> None
     late = Listener({"room:general"}, None, limit=100)
     fanout.add(late)  # in the same turn, before the flush
     fanout.receive(after)
-    gevent.sleep(0)
-    assert [i for i, _ in late.take(0)] == [after.id]
+    assert taken(late, 1) == [after.id]
     both = before.frame + after.frame
     assert read_all(early_browser, len(both)) == both
     fanout.close_all()

@@ -40,13 +40,17 @@ class Broker(ABC):
     storage: Storage
 
     @abstractmethod
-    def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
+    def start(
+        self, deliver: Deliver, resync: Resync, held: Held, offer: Deliver | None = None
+    ) -> None:
         """Begin handing every event, from any process, to ``deliver`` (once per process).
 
         ``deliver`` keeps the order (it skips repeats and fills gaps from storage). After an
         outage, the sessions ``held()`` lists (and their names) are put back if the store
         lost them, and ``resync()`` hands over, from storage, what other processes
-        published meanwhile.
+        published meanwhile. A broker whose own events come back to it the long way may
+        hand each to ``offer`` as soon as it is published, which delivers it at once if
+        nothing comes before it (deliver then skips it).
         """
 
     @abstractmethod

@@ -18,8 +18,10 @@ class MemoryBroker(Broker):
         self.storage = storage
         self._deliver: Deliver = lambda event: None
 
-    def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
-        self._deliver = deliver
+    def start(
+        self, deliver: Deliver, resync: Resync, held: Held, offer: Deliver | None = None
+    ) -> None:
+        self._deliver = deliver  # publishing delivers at once: nothing to offer
 
     def publish(self, draft: Draft) -> tuple[Event, bool]:
         event, fresh = self.storage.append(draft)

@@ -50,11 +50,15 @@ class RedisBroker(Broker):
         # While a failover is under way, until this time (monotonic), posts are refused.
         self._fenced_until = 0.0
         self._deliver: Deliver = lambda event: None
+        self._offer: Deliver | None = None
         self._resync: Resync = lambda: None
         self._held: Held = lambda: ()
 
-    def start(self, deliver: Deliver, resync: Resync, held: Held) -> None:
+    def start(
+        self, deliver: Deliver, resync: Resync, held: Held, offer: Deliver | None = None
+    ) -> None:
         self._deliver = deliver
+        self._offer = offer
         self._resync = resync
         self._held = held
         self._reader = gevent.spawn(self._read)
@@ -76,6 +80,13 @@ class RedisBroker(Broker):
             raise Unavailable("Redis is failing over to a new primary.")
         event, fresh = self.storage.append(draft, floor=self._last_id, publish_to=CHANNEL)
         self._last_id = max(self._last_id, event.id or 0)
+        if fresh and self._offer is not None:
+            # This process's listeners need not wait for the event to come back through
+            # the subscription (the poster's request would finish first).
+            try:
+                self._offer(event)
+            except Exception:  # the post is stored: its answer must not fail
+                log.exception("delivering %r failed", event)
         return event, fresh
 
     def announce(self, event: Event) -> None:
