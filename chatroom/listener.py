@@ -3,11 +3,11 @@
 A stream starts in the greenlet that serves its request, which writes the first frames
 (retry, presence, replay) through the WSGI server; frames that arrive meanwhile are
 *queued* for that greenlet. Then its connection is handed over (:mod:`.handover`) and
-the request's greenlet ends: from then on the fan-out's flush, once per turn of the
-event loop, hands the stream a :class:`~chatroom.handover.Batch` of everything it follows
-that arrived since the last turn, which its :class:`~chatroom.handover.SocketWriter`
-sends in one write. A waiting stream thus costs no greenlet, no request objects, no read
-buffer: a socket and two small objects.
+the request's greenlet ends: from then on each of the fan-out's flushes hands the stream
+a :class:`~chatroom.handover.Batch` of everything it follows that arrived since the last
+one, which its :class:`~chatroom.handover.SocketWriter` sends in one write. A waiting
+stream thus costs no greenlet, no request objects, no read buffer: a socket and two small
+objects.
 
 A stream ends in one of three ways: :meth:`Listener.end` (the server ends it cleanly: a
 logout, a stop), :meth:`Listener.cut` (its buffer is full: a client that stopped reading)

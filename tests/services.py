@@ -70,9 +70,12 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, replica_of: int | None = None) -> None:
-        """Start, empty; with ``replica_of``, as a replica of the Redis on that port."""
+    def start(self, replica_of: int | None = None, promotable: bool = True) -> None:
+        """Start, empty; with ``replica_of``, as a replica of the Redis on that port (one
+        Sentinel never promotes, if not ``promotable``)."""
         extra = ["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []
+        if not promotable:
+            extra += ["--replica-priority", "0"]
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.workdir), *extra],
