@@ -41,8 +41,10 @@ from .storage import GENERAL
 if TYPE_CHECKING:
     from .storage import Storage
 
-# The longest a flush waits for more events to share it (see Fanout._flush_or_wait).
+# The longest a flush waits for more events to share it, and the pause after a flush,
+# as a share of its length, below which the next one waits (see Fanout._flush_or_wait).
 MOST_WAIT = 0.05
+BUSY_SHARE = 0.25
 
 
 class Fanout:
@@ -192,15 +194,16 @@ class Fanout:
 
     def _flush_or_wait(self) -> None:
         # What a flush costs is a write per listener, however many events it carries. So
-        # when flushes come back to back (this event came sooner after the last one ended
-        # than that one took), the next waits as long as the last took: the events of
-        # that time share one write per listener, the writes per delivery fall as the
-        # load rises, and no event waits longer than a flush takes. Otherwise the event
-        # goes out at once, before its poster is even answered.
+        # when the fan-out cannot keep up with flushing each event on its own (it was
+        # flushing four fifths of the time: this event came sooner after the last flush
+        # ended than a quarter of what that one took), the next waits as long as the last
+        # took: the events of that time share one write per listener, the writes per
+        # delivery fall as the load rises, and no event waits longer than a flush takes.
+        # Otherwise the event goes out at once, before its poster is even answered.
         if self._flush_due:
             return
         took = self._flush_took
-        if time.monotonic() - self._flush_ended < took:
+        if time.monotonic() - self._flush_ended < took * BUSY_SHARE:
             self._flush_due = True
             self._loop.update_now()  # the loop's clock stands at its last wake-up
             self._waiting = self._loop.timer(min(took, MOST_WAIT))
