@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 # The longest a flush waits for more events to share it, and the pause after a flush,
 # as a share of its length, below which the next one waits (see Fanout._flush_or_wait).
-MOST_WAIT = 0.01
+MOST_WAIT = 0.05
 BUSY_SHARE = 0.25
 
 
