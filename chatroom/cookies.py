@@ -27,20 +27,20 @@ class SessionCookies(SecureCookieSessionInterface):
     """Flask's signed session cookie, with what each valid cookie holds remembered."""
 
     def __init__(self) -> None:
-        # The request's whole Cookie header -> (what the session held, until when):
-        # keyed by the header, a remembered cookie costs no parsing either.
+        # The signed cookie's value -> (what the session held, until when). Keyed by the
+        # session cookie alone: the rest of a Cookie header is the visitor's to vary.
         self._verified: dict[str, tuple[dict[str, Any], float]] = {}
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        header = request.environ.get("HTTP_COOKIE")
+        value = request.cookies.get(self.get_cookie_name(app))
         now = time.monotonic()
-        if header:
-            found = self._verified.get(header)
+        if value:
+            found = self._verified.get(value)
             if found is not None and found[1] > now:
                 return self.session_class(found[0])
         session = super().open_session(app, request)
-        if header and session:  # a session that verified and holds something
+        if value and session:  # a session that verified and holds something
             if len(self._verified) >= REMEMBER_MOST:
                 self._verified = {}
-            self._verified[header] = (dict(session), now + REMEMBER_SECONDS)
+            self._verified[value] = (dict(session), now + REMEMBER_SECONDS)
         return session

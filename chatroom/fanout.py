@@ -253,7 +253,7 @@ class Fanout:
 
     def _send(self, batch: Batch, listeners: set[Listener] | list[Listener]) -> None:
         full = [listener for listener in list(listeners) if not listener.deliver(batch)]
-        self.deliveries += (len(listeners) - len(full)) * len(batch.events)
+        self.deliveries += (len(listeners) - len(full)) * batch.frames
         for listener in full:
             self._cut(listener)
 

@@ -88,19 +88,13 @@ class Listener:
     def push(self, event: Event) -> bool:
         """Queue ``event`` for the request's greenlet; return False if the buffer is full
         (the fan-out then cuts the stream)."""
-        if event.id is not None and event.id <= self.floor:
-            return True
-        return self.queue(event.id, event.frame)
-
-    def queue(self, event_id: int | None, frame: bytes) -> bool:
-        """Queue one frame before the hand-over; return False if the buffer is full."""
-        if self.closed:
+        if self.closed or (event.id is not None and event.id <= self.floor):
             return True
         if len(self.queued) >= self.limit:
             return False
         if not self.queued:
             self._signal.set()
-        self.queued.append((event_id, frame))
+        self.queued.append((event.id, event.frame))
         return True
 
     def deliver(self, batch: Batch) -> bool:

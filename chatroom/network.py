@@ -86,13 +86,22 @@ def is_own_host(host: str, names: set[str], local_address: str | None) -> bool:
     return host in _own_addresses()
 
 
-@functools.lru_cache(maxsize=1024)
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    # Every request asks about its Host and its client's address: parsed once each.
+    # Every request asks about its Host and its client's address: parsed once each. The
+    # Host is the visitor's to choose: only what could be an address is remembered.
+    return _remembered_address(text) if len(text) <= _ADDRESS_MOST else _parsed(text)
+
+
+def _parsed(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+# The longest address literal (an IPv6 address with an IPv4 tail and a short zone).
+_ADDRESS_MOST = 64
+_remembered_address = functools.lru_cache(maxsize=1024)(_parsed)
 
 
 def is_this_computer(address: str) -> bool:

@@ -61,3 +61,24 @@ def test_without_the_socket_the_stream_goes_through_the_request(
     assert b": keep-alive\n" in read_until(chunks, b"keep-alive")
     stream.close()
     assert len(app.extensions["chatroom"].fanout) == 0
+
+
+def test_junk_cookies_beside_a_session_are_not_remembered(app: Flask, client: FlaskClient) -> None:
+    # A visitor can send any Cookie header around its session cookie: what the server
+    # remembers of verified sessions must not grow with it.
+    assert client.post("/login", json={"username": "ana"}).status_code == 200
+    session = client.get_cookie("chatroom_session").value
+    bare = app.test_client(use_cookies=False)  # sends only the Cookie headers below
+    for n in range(50):
+        answer = bare.get(
+            "/api/rooms", headers={"Cookie": f"junk{n}={'x' * 4000}; chatroom_session={session}"}
+        )
+        assert answer.status_code == 200
+    assert len(app.session_interface._verified) == 1
+    swap = "A" if session[-5] != "A" else "B"
+    forged = bare.post(
+        "/api/rooms/general/messages", json={"text": "as someone"},
+        headers={"Cookie": f"chatroom_session={session[:-5]}{swap}{session[-4:]}"},
+    )
+    assert forged.status_code == 401
+    assert len(app.session_interface._verified) == 1
