@@ -15,6 +15,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 from . import network
 from .config import Config
 from .errors import error_json, raw_response
+from .request_headers import HeadersTooLarge, RequestHeaders
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,6 @@ class Connection:
             self._slots = None
 
 
-class _HeadersTooLarge(ValueError):
-    pass
-
-
 class ChatHandler(WSGIHandler):
     """pywsgi's handler, telling the app the client's socket (streams write to it directly)."""
 
@@ -93,11 +90,9 @@ class ChatHandler(WSGIHandler):
         self.socket.settimeout(HEADER_TIMEOUT)
         return super().read_requestline()
 
-    def read_request(self, raw_requestline: str) -> Any:
-        result = super().read_request(raw_requestline)
-        if sum(len(k) + len(v) + 4 for k, v in self.headers.items()) > HEADERS_MAX:
-            raise _HeadersTooLarge("the request's headers are too large")
-        return result
+    def MessageClass(self, rfile: Any, *args: Any) -> RequestHeaders:
+        # pywsgi's name for what reads the headers; ours keeps to the limit as it reads.
+        return RequestHeaders.read(rfile, HEADERS_MAX)
 
     def get_environ(self) -> dict[str, Any]:
         # The headers are in: the app's own waits take over.
@@ -129,7 +124,7 @@ class ChatHandler(WSGIHandler):
         if isinstance(ex, OSError):
             return None  # the client went quiet or away while sending headers: close
         log.info("refused a request from %s: %s", self.client_address, ex)
-        if isinstance(ex, _HeadersTooLarge):
+        if isinstance(ex, HeadersTooLarge):
             return ("431", raw_response(431, "Request Header Fields Too Large"))
         return ("400", raw_response(400, "Bad Request"))
 

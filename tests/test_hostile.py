@@ -131,10 +131,16 @@ def test_requests_the_app_never_sees_get_json_too(start_server) -> None:
         b"GARBAGE\r\n\r\n": 400,
         b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\n" + host + b"\r\n": 414,
         b"GET / HTTP/1.1\r\n" + host + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n":
-            400,
+            431,
         b"GET / HTTP/1.1\r\n" + host + b"X-Big: " + b"y" * 20_000 + b"\r\n\r\n": 431,
         b"GET / HTTP/1.1\r\n" + host + b"".join(b"X-%d: %s\r\n" % (i, b"z" * 500)
                                                for i in range(60)) + b"\r\n": 431,
+        # What HTTP/1.1 says a server must refuse: each could make two parsers disagree.
+        b"GET / HTTP/1.1\r\n" + host + b"X-A: 1\r\n folded\r\n\r\n": 400,
+        b"GET / HTTP/1.1\r\n" + host + b"Content-Length : 0\r\n\r\n": 400,
+        b"GET / HTTP/1.1\r\n" + host + b"no colon here\r\n\r\n": 400,
+        b"GET / HTTP/1.1\r\n" + host + b"X-A: 1\r2\r\n\r\n": 400,
+        b"GET / HTTP/1.1\r\n" + host + b"X-A: 1\x002\r\n\r\n": 400,
     }
     for request, status in cases.items():
         got, headers, body = _split(_raw(server, request))
@@ -142,6 +148,26 @@ def test_requests_the_app_never_sees_get_json_too(start_server) -> None:
         assert headers["content-type"] == "application/json"
         assert json.loads(body)["code"]
     assert "Traceback" not in server.output()
+
+
+def test_headers_are_read_in_any_case_split_and_a_byte_at_a_time(server: ChatServer,
+                                                                  unique) -> None:
+    visitor = server.visitor(unique("hd"))
+    body = b'{"text": "header by header"}'
+    request = (b"POST /api/rooms/general/messages HTTP/1.1\r\nhOsT: 127.0.0.1:%d\r\n"
+               b"cookie: unrelated=1\r\nCOOKIE: %s\r\ncontent-TYPE: application/json\r\n"
+               b"Content-Length:%d\r\nConnection: close\r\n\r\n%s"
+               % (server.port, visitor.cookie().encode(), len(body), body))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for byte in request:
+            sock.sendall(bytes([byte]))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status, _, sent = _split(answer)
+    assert status == 201, answer
+    assert json.loads(sent)["user"] == visitor.name
+    assert visitor.history()[-1]["text"] == "header by header"
 
 
 def test_head_answers_have_no_body(start_server) -> None:
