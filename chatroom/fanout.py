@@ -15,6 +15,7 @@ delays anyone else. A timer writes a comment to streams that had nothing for an 
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,8 +42,12 @@ from .storage import GENERAL
 if TYPE_CHECKING:
     from .storage import Storage
 
-# The longest a flush waits for more events to share it (see Fanout._flush_or_wait).
+# The longest a flush waits for more events to share it; it waits only while the
+# fan-out was busy (events waiting or being sent) at least BUSY_SHARE of about the last
+# BUSY_SECONDS (see Fanout._flush_or_wait).
 MOST_WAIT = 0.05
+BUSY_SHARE = 0.5
+BUSY_SECONDS = 0.2
 
 
 class Fanout:
@@ -73,10 +78,11 @@ class Fanout:
         self._flush_due = False
         # When the first event of the coming flush arrived.
         self._first_queued = 0.0
-        # When the last flush ended and how long it took, and the timer of a flush that
-        # waits (see _flush_or_wait).
+        # When the last flush ended, how long it took, the share of recent time the
+        # fan-out was busy, and the timer of a flush that waits (see _flush_or_wait).
         self._flush_ended = 0.0
         self._flush_took = 0.0
+        self._busy = 0.0
         self._waiting: Any = None
         self._loop = gevent.get_hub().loop
 
@@ -192,22 +198,20 @@ class Fanout:
 
     def _flush_or_wait(self) -> None:
         # What a flush costs is a write per listener, however many events it carries. So
-        # when flushes come back to back (this event came sooner after the last one ended
-        # than that one took: the fan-out was flushing half the time or more), the next
-        # waits as long as the last took: the events of that time share one write per
-        # listener, the writes per delivery fall as the load rises, and no event waits
-        # longer than a flush takes. Otherwise the event goes out at once, before its
-        # poster is even answered. (Waiting only past four fifths of the time kept
-        # thousands of listeners at a moderate rate quicker, but with Redis the posts
-        # of 8 flat-out posters then came too far apart for it: 1.28x the shared
-        # bench's floor instead of 1.64x.)
+        # when the fan-out is busy (events were waiting or being sent half of about the
+        # last fifth of a second), the next flush waits as long as the last took: the
+        # events of that time share one write per listener, the writes per delivery fall
+        # as the load rises, and no event waits longer than a flush takes. Otherwise the
+        # event goes out at once, before its poster is even answered. A share over time,
+        # not the gap since the last flush alone: two posts that happen to come close
+        # together at a light load must not make the second wait.
         if self._flush_due:
             return
-        took = self._flush_took
-        if time.monotonic() - self._flush_ended < took:
+        idle = time.monotonic() - self._flush_ended
+        if self._busy * math.exp(-idle / BUSY_SECONDS) >= BUSY_SHARE:
             self._flush_due = True
             self._loop.update_now()  # the loop's clock stands at its last wake-up
-            self._waiting = self._loop.timer(min(took, MOST_WAIT))
+            self._waiting = self._loop.timer(min(self._flush_took, MOST_WAIT))
             self._waiting.start(self._flush)
         else:
             self._flush()
@@ -227,9 +231,17 @@ class Fanout:
             self._send(Batch([event for event, _ in pending]), targets)
         else:
             self._send_grouped(pending)
-        self._flush_ended = time.monotonic()
-        self._flush_took = self._flush_ended - began
-        self.fanout_seconds.append(self._flush_ended - self._first_queued)
+        ended = time.monotonic()
+        # Since the last flush ended, the fan-out was busy from this one's first event on:
+        # that share of the time, weighed in with what came before as time passes.
+        since = ended - self._flush_ended
+        busy = ended - self._first_queued
+        if since > 0:
+            kept = math.exp(-since / BUSY_SECONDS)
+            self._busy = kept * self._busy + (1 - kept) * min(1.0, busy / since)
+        self._flush_ended = ended
+        self._flush_took = ended - began
+        self.fanout_seconds.append(busy)
 
     def _send_grouped(self, pending: list[tuple[Event, set[Listener]]]) -> None:
         # Listeners that follow the same of these events get the same batch: one bit per

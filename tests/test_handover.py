@@ -6,6 +6,7 @@ reads the other, as a browser would, in gevent's loop.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import gevent
@@ -271,3 +272,46 @@ def test_a_listener_added_within_a_turn_gets_only_what_follows(tmp_path) -> None
     fanout.close_all()
     storage.close()
     early_browser.close()
+
+
+def test_events_go_out_at_once_at_a_light_load_and_share_writes_under_load(tmp_path) -> None:
+    storage = SqliteStorage(tmp_path / "chat.sqlite3", history=100)
+    fanout = Fanout(storage)
+    # Unread, a socket pair takes a few hundred frames: the rest wait in the writers.
+    browsers = [_handed_over(fanout, {"room:general"}, limit=5000)[1] for _ in range(200)]
+    watched = browsers[0]
+    watched.settimeout(0.0)
+    got = bytearray()
+
+    def arrived() -> int:
+        with contextlib.suppress(BlockingIOError):
+            while chunk := watched.recv(1 << 20):
+                got.extend(chunk)
+        return len(got)
+
+    # Two events one right after the other, at a light load: each is written before
+    # receive returns (before its poster is even answered); neither waits for the other.
+    sent = [event(1), event(2)]
+    for e in sent:
+        fanout.receive(e)
+        assert arrived() == sum(len(x.frame) for x in sent[: e.id])
+    # Back to back for long enough, the fan-out is busy: an event then waits for more
+    # to share one write per listener.
+    expected = sum(len(x.frame) for x in sent)
+    while len(sent) < 3000:
+        sent.append(event(len(sent) + 1))
+        fanout.receive(sent[-1])
+        expected += len(sent[-1].frame)
+        if arrived() < expected:
+            break
+    assert arrived() < expected, "no event ever waited"
+    # And it goes out after a short while, in order, to everyone.
+    whole = b"".join(x.frame for x in sent)
+    watched.settimeout(None)
+    assert bytes(got) + read_all(watched, expected - len(got)) == whole
+    for browser in browsers[1:]:
+        assert read_all(browser, expected) == whole
+    fanout.close_all()
+    storage.close()
+    for browser in browsers:
+        browser.close()
