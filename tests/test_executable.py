@@ -25,11 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def executable(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pyinstaller")
+    # A cache of its own: PyInstaller's shared one in the home folder is read and
+    # rewritten without a lock, and a build beside this one could leave it half written.
     subprocess.run(
         [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
          "--distpath", str(out / "dist"), "--workpath", str(out / "build"),
          str(ROOT / "build.spec")],
         cwd=ROOT, check=True, timeout=600,
+        env={**os.environ, "PYINSTALLER_CONFIG_DIR": str(out / "cache")},
     )
     binary = out / "dist" / ("chatroom.exe" if os.name == "nt" else "chatroom")
     assert binary.exists()
