@@ -202,8 +202,8 @@ class Fanout:
         # last fifth of a second), the next flush waits twice as long as the last took:
         # the events of that time share one write per listener, the writes per delivery
         # fall as the load rises, and no event waits longer than two flushes take (50 ms
-        # at most). (Waiting once as long left the fan-out flushing half of its time: the
-        # shared bench's S2 with Redis measured a fifth fewer deliveries.) Otherwise the
+        # at most). (Waiting once as long gathered fewer events per flush: the shared
+        # bench's S2 with Redis measured a fifth fewer deliveries.) Otherwise the
         # event goes out at once, before its poster is even answered. A share over time,
         # not the gap since the last flush alone: two posts that happen to come close
         # together at a light load must not make the second wait.
