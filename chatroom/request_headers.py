@@ -33,7 +33,9 @@ class RequestHeaders:
 
     __slots__ = ("_fields", "status")
 
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
+    def __init__(self, fields: list[tuple[str, str, str]]) -> None:
+        # (name in lower case, name as sent, value): pywsgi looks names up several times
+        # a request, and each line is lowered once.
         self._fields = fields
         # pywsgi refuses a request whose headers object has a status; errors raise here.
         self.status = ""
@@ -42,7 +44,7 @@ class RequestHeaders:
     def read(cls, rfile: Any, most_bytes: int) -> RequestHeaders:
         """Read header lines from ``rfile`` up to the empty line that ends them, in
         ``most_bytes`` at most (that line included)."""
-        fields: list[tuple[str, str]] = []
+        fields: list[tuple[str, str, str]] = []
         left = most_bytes
         while True:
             line = rfile.readline(left + 1)
@@ -50,7 +52,7 @@ class RequestHeaders:
                 raise HeadersTooLarge("the request's headers are too large")
             left -= len(line)
             if line in _LINE_ENDS:
-                if len({v for k, v in fields if k.lower() == "content-length"}) > 1:
+                if len({v for k, _, v in fields if k == "content-length"}) > 1:
                     # Which body length holds? Two parsers could each pick another.
                     raise BadHeaders("two different Content-Length headers")
                 return cls(fields)
@@ -64,13 +66,14 @@ class RequestHeaders:
             value = value.strip(b" \t\r\n")
             if b"\r" in value or b"\0" in value:
                 raise BadHeaders(f"a control character in header {name[:40]!r}")
-            fields.append((name.decode("latin-1"), value.decode("latin-1")))
+            text = name.decode("latin-1")
+            fields.append((text.lower(), text, value.decode("latin-1")))
 
     def get(self, name: str, default: Any = None) -> Any:
         """Return the first value of header ``name``, or ``default``."""
         name = name.lower()
-        for key, value in self._fields:
-            if key.lower() == name:
+        for key, _, value in self._fields:
+            if key == name:
                 return value
         return default
 
@@ -78,12 +81,12 @@ class RequestHeaders:
 
     def __delitem__(self, name: str) -> None:
         name = name.lower()
-        self._fields = [field for field in self._fields if field[0].lower() != name]
+        self._fields = [field for field in self._fields if field[0] != name]
 
     @property
     def headers(self) -> Iterator[str]:
         """The lines as pywsgi builds the WSGI environment from them."""
-        for key, value in self._fields:
+        for _, key, value in self._fields:
             yield f"{key}: {value}\r\n"
 
     @property
