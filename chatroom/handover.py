@@ -105,11 +105,14 @@ class SocketWriter:
     costs a greenlet).
     """
 
-    __slots__ = ("_backlog", "_chunked", "_lost", "_sock", "_watcher", "closed", "last_write",
-                 "sender", "waiting")
+    __slots__ = ("_backlog", "_chunked", "_lost", "_raw", "_sock", "_watcher", "closed",
+                 "last_write", "sender", "waiting")
 
     def __init__(self, sock: Any, chunked: bool, loop: Any, lost: Lost) -> None:
         self._sock = sock
+        # The non-blocking socket gevent wraps: a flush writes to it without the wrapper's
+        # code in between (a send that would block raises BlockingIOError at once).
+        self._raw = sock._sock
         self._chunked = chunked
         self._lost = lost
         # Framed bytes the socket has not taken yet (a list only while there are some: a
@@ -125,28 +128,37 @@ class SocketWriter:
         self._watcher = loop.io(sock.fileno(), 1)
         self._watcher.start(self._readable)
 
-    def send(self, batch: Batch) -> None:
-        """Send ``batch`` as one chunk: now, as far as the socket takes it, the rest later."""
+    def send(self, batch: Batch, limit: int | None = None) -> bool:
+        """Send ``batch`` as one chunk: now, as far as the socket takes it, the rest later.
+
+        Return False, sending nothing, if frames already wait for the client and this
+        would make more than ``limit`` of them (a client so far behind is cut). A client
+        that keeps up takes a flush of any size.
+        """
+        # One call per listener per flush, the fan-out's hottest code: the common case
+        # (nothing waiting, the socket takes it all) reads as little as it can.
+        if self.closed:
+            return True
         data = batch.chunk if self._chunked else batch.data
         if self.sender is not None:
+            if limit is not None and self.waiting + batch.frames > limit:
+                return False
             self._backlog.append(data)  # the sender writes it after what it has
             self.waiting += batch.frames
-            return
+            return True
         try:
-            # The non-blocking socket gevent wraps, without the wrapper's code in between:
-            # one call per listener per flush, the fan-out's hottest line. A send that
-            # would block raises BlockingIOError at once.
-            sent = self._sock._sock.send(data)
+            sent = self._raw.send(data)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
             self._lost(exc, False)
-            return
+            return True
         self.last_write = batch.at
         if sent < len(data):
             self._backlog = [data[sent:]]
             self.waiting = batch.frames
             self.sender = gevent.spawn(self._send_backlog)
+        return True
 
     def _send_backlog(self) -> None:
         try:

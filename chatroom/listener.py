@@ -103,28 +103,18 @@ class Listener:
         writer = self.writer
         if writer is None:
             return all(self.push(event) for event in batch.events)
-        if self.closed:
-            return True
         if batch.first_id is not None and batch.first_id <= self.floor:
             # Just after a replay: what it sent does not go out again.
             kept = [e for e in batch.events if e.id is None or e.id > self.floor]
             if not kept:
                 return True
             batch = Batch(kept)
-        if writer.waiting + batch.frames > self.limit:
-            return False
-        writer.send(batch)
-        return True
+        return writer.send(batch, self.limit)
 
     def write(self, frame: bytes) -> bool:
         """Send one frame of the stream's own (a keep-alive) after the hand-over; return
         False if the buffer is full."""
-        if self.closed:
-            return True
-        if self.writer.waiting >= self.limit:
-            return False
-        self.writer.send(Batch.of(frame))
-        return True
+        return self.writer.send(Batch.of(frame), self.limit)
 
     def take(self, timeout: float) -> list[tuple[int | None, bytes]] | None:
         """Wait up to ``timeout`` seconds for frames (before the hand-over).

@@ -174,6 +174,21 @@ def test_a_listener_gets_a_turn_of_events_in_one_write() -> None:
     browser.close()
 
 
+def test_a_listener_that_keeps_up_takes_more_events_at_once_than_its_buffer_holds() -> None:
+    # A burst larger than the buffer is no reason to cut a client that takes it all.
+    listener = Listener({"room:general"}, None, limit=3)
+    server_end, browser = gevent.socket.socketpair()
+    listener.hand_over(server_end, False, lambda: None, gevent.get_hub().loop)
+    assert listener.deliver(Batch([event(i) for i in range(1, 6)]))
+    frames = b"".join(event(i).frame for i in range(1, 6))
+    received = b""
+    while len(received) < len(frames):
+        received += browser.recv(65536)
+    assert received == frames
+    listener.end()
+    browser.close()
+
+
 def test_a_listener_skips_what_its_replay_sent() -> None:
     listener = Listener({"room:general"}, None, limit=10)
     listener.push(event(4))  # arrived live while the replay read storage
