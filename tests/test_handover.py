@@ -175,6 +175,22 @@ def test_a_listener_gets_a_turn_of_events_in_one_write_even_more_than_its_buffer
     browser.close()
 
 
+def test_a_client_that_stopped_reading_is_cut_after_a_burst_larger_than_its_buffer() -> None:
+    # The worst a stalled client can make the server hold: one burst, then it is cut.
+    listener = Listener({"room:general"}, None, limit=3)
+    server_end, browser = gevent.socket.socketpair()
+    server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    browser.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.hand_over(server_end, False, lambda: None, gevent.get_hub().loop)
+    big = [Event.logged(i, "room:general", "message", '"text":"%s"' % ("x" * 200_000), "e")
+           for i in range(1, 6)]
+    assert listener.deliver(Batch(big))  # sent in part: five frames wait
+    assert listener.writer.waiting == 5
+    assert not listener.deliver(Batch([event(6)]))  # the fan-out cuts it
+    listener.end()
+    browser.close()
+
+
 def test_a_listener_skips_what_its_replay_sent() -> None:
     listener = Listener({"room:general"}, None, limit=10)
     listener.push(event(4))  # arrived live while the replay read storage
